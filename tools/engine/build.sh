@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build the Pulumi engine from Go modules into a cache outside the checkout:
+#   pulumi (CLI), pulumi-language-python, pulumi-resource-pulumi-python, pulumi-language-python-exec
+# all from the release pinned in requirements.txt. Reuses a complete cache; never writes into the repo.
+# Usage: tools/engine/build.sh [CACHE_DIR]   (prints the bin directory on its last line)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+version=$(sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' "$repo/requirements.txt")
+[ -n "$version" ] || { echo "build.sh: no pulumi==X.Y.Z pin in requirements.txt" >&2; exit 1; }
+cache=${1:-${PULUMI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendgrid-click-tracking/pulumi-v$version}}
+bin="$cache/bin"
+stamp="$bin/.complete"
+
+if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "v$version" ] && "$bin/pulumi" version >/dev/null 2>&1; then
+    echo "$bin"
+    exit 0
+fi
+command -v go >/dev/null || { echo "build.sh: Go is needed to build the Pulumi engine (or install Pulumi $version with the official installer)" >&2; exit 1; }
+
+mkdir -p "$cache/src/cli" "$cache/src/langhost" "$bin"
+export GOFLAGS=-mod=mod CGO_ENABLED=0
+log() { echo "engine: $*" >&2; }
+
+# 1. The CLI, from a wrapper module (pkg/go.mod has replace directives, so `go install` is refused).
+pkg_mod=$(cd "$cache/src/cli" && go mod download -json "github.com/pulumi/pulumi/pkg/v3@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+replaces=$(grep '^replace ' "$pkg_mod" | grep -v '=> \.\./' || true)
+cat > "$cache/src/cli/go.mod" <<GOMOD
+module enginebuild
+
+go 1.24
+
+require (
+	github.com/pulumi/pulumi/pkg/v3 v$version
+	github.com/pulumi/pulumi/sdk/v3 v$version
+)
+
+$replaces
+GOMOD
+cat > "$cache/src/cli/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+GO
+ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version"
+log "building pulumi v$version (a few minutes the first time)"
+(cd "$cache/src/cli" && go mod tidy >&2 && go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
+    -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >&2)
+
+# 2. The two scripts the Python flow needs, from the sdk/v3 module (zips keep no file modes).
+sdk_dir=$(cd "$cache/src/cli" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/pulumi-resource-pulumi-python"
+install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+
+# 3. The language host: the official module at the release commit's pseudo-version if the proxy
+#    has it; otherwise language_host.py, which serves the same gRPC contract (see its docstring).
+info=$(cd "$cache/src/cli" && go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$version" | sed -n 's/.*"Info": "\(.*\)".*/\1/p')
+hash=$(sed -n 's/.*"Hash": *"\([0-9a-f]\{12\}\).*/\1/p' "$info")
+when=$(sed -n 's/.*"Time": *"\([0-9TZ:-]*\)".*/\1/p' "$info" | tr -d 'TZ:-')
+langhost=python
+if [ -n "$hash" ] && [ -n "$when" ]; then
+    pseudo="v3.0.0-$when-$hash"
+    cat > "$cache/src/langhost/go.mod" <<GOMOD
+module langhostbuild
+
+go 1.24
+GOMOD
+    if (cd "$cache/src/langhost" && go get "github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3@$pseudo" >&2 \
+        && go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python" \
+           github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 >&2); then
+        langhost=go
+    fi
+fi
+if [ "$langhost" = python ]; then
+    log "the official pulumi-language-python module is not available from this Go proxy;"
+    log "installing the Python implementation of the same host (tools/engine/language_host.py)"
+    install -m 0644 "$repo/tools/engine/language_host.py" "$bin/language_host.py"
+    install -m 0755 "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python"
+fi
+
+printf 'v%s\nlanguage-host=%s\n' "$version" "$langhost" > "$stamp"
+log "ready in $bin ($("$bin/pulumi" version), language host: $langhost)"
+echo "$bin"

@@ -1,0 +1,138 @@
+"""A Python implementation of Pulumi's `pulumi-language-python` language host (LanguageRuntime gRPC).
+
+Used only where Go cannot fetch the official host module (github.com/pulumi/pulumi/sdk/python/
+cmd/pulumi-language-python/v3, which has no tags and may be missing from a module mirror).
+It does what the official host does for `preview`/`up`/`refresh`/`destroy`: print its port,
+and on Run spawn the official `pulumi-language-python-exec` (from the sdk/v3 module, same
+release) with the project's virtualenv Python, passing the same flags and PULUMI_CONFIG env.
+Code generation, packing and templates are not offered (UNIMPLEMENTED).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+HERE = Path(__file__).resolve().parent
+EXEC_SCRIPT = HERE / "pulumi-language-python-exec"
+VERSION = os.environ.get("PULUMI_ENGINE_VERSION", "3.260.0")
+USER_ACTIONABLE_EXIT = 32  # the exec script already showed the user an error
+
+
+def _python_for(info: Any) -> tuple[str, dict[str, str]]:
+    """The interpreter for the program: the `virtualenv` runtime option, else PULUMI_PYTHON_CMD/python3."""
+    env = dict(os.environ)
+    options = json_format.MessageToDict(info.options) if info is not None and info.HasField("options") else {}
+    venv = options.get("virtualenv")
+    if venv:
+        root = info.root_directory or os.getcwd()
+        venv_path = Path(venv) if os.path.isabs(venv) else Path(root) / venv
+        env["VIRTUAL_ENV"] = str(venv_path)
+        env["PATH"] = f"{venv_path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("PYTHONHOME", None)
+        return str(venv_path / "bin" / "python"), env
+    return env.get("PULUMI_PYTHON_CMD", "python3"), env
+
+
+class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
+    def __init__(self, engine_address: str, tracing: str) -> None:
+        self.engine_address = engine_address
+        self.tracing = tracing
+
+    def Handshake(self, request: Any, context: Any) -> Any:
+        if request.engine_address:
+            self.engine_address = request.engine_address
+        return language_pb2.LanguageHandshakeResponse()
+
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:
+        return plugin_pb2.PluginInfo(version=VERSION)
+
+    def GetRequiredPlugins(self, request: Any, context: Any) -> Any:
+        return language_pb2.GetRequiredPluginsResponse()
+
+    def GetRequiredPackages(self, request: Any, context: Any) -> Any:
+        return language_pb2.GetRequiredPackagesResponse()
+
+    def GetProgramDependencies(self, request: Any, context: Any) -> Any:
+        return language_pb2.GetProgramDependenciesResponse()
+
+    def RuntimeOptionsPrompts(self, request: Any, context: Any) -> Any:
+        return language_pb2.RuntimeOptionsResponse()
+
+    def InstallDependencies(self, request: Any, context: Any) -> Any:
+        return iter(())
+
+    def About(self, request: Any, context: Any) -> Any:
+        python, _ = _python_for(request.info if request.HasField("info") else None)
+        return language_pb2.AboutResponse(executable=python, version=sys.version.split()[0])
+
+    def Cancel(self, request: Any, context: Any) -> Any:
+        return empty_pb2.Empty()
+
+    def Run(self, request: Any, context: Any) -> Any:
+        info = request.info if request.HasField("info") else None
+        python, env = _python_for(info)
+        args = [python, "-u", str(EXEC_SCRIPT)]
+
+        def flag(name: str, value: str) -> None:
+            if value:
+                args.extend([f"--{name}", value])
+
+        flag("monitor", request.monitor_address)
+        flag("engine", self.engine_address)
+        flag("project", request.project)
+        flag("stack", request.stack)
+        flag("pwd", request.pwd)
+        flag("dry_run", "true" if request.dryRun else "false")
+        flag("parallel", str(request.parallel))
+        flag("tracing", self.tracing)
+        flag("organization", request.organization)
+        flag("root_directory", info.root_directory if info is not None else "")
+        args.append(request.program or ".")
+        args.extend(request.args)
+        env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
+        env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
+        try:
+            code = subprocess.run(args, env=env, cwd=request.pwd or None, check=False).returncode
+        except OSError as exc:
+            return language_pb2.RunResponse(error=f"Problem executing program (could not run {python}): {exc}")
+        if code == 0:
+            return language_pb2.RunResponse()
+        if code == USER_ACTIONABLE_EXIT:
+            return language_pb2.RunResponse(bail=True)
+        return language_pb2.RunResponse(error=f"Program exited with non-zero exit code: {code}")
+
+
+def main(argv: list[str]) -> None:
+    tracing, positional = "", []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("-"):
+            name, _, value = arg.lstrip("-").partition("=")
+            if name == "tracing":
+                tracing = value or next(it, "")
+            continue
+        positional.append(arg)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(
+        PythonLanguageHost(positional[0] if positional else "", tracing), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    sys.stdout.write(f"{port}\n")
+    sys.stdout.flush()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
