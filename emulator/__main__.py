@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .server import Emulator, load_seed
 from .state import DEFAULT_API_KEY, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW, EmulatorState, Fault
@@ -20,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
                         help=f"accept this key, with all scopes (repeatable; default: {DEFAULT_API_KEY})")
     parser.add_argument("--seed", metavar="FILE", help="JSON file with accounts and settings to start from")
+    parser.add_argument("--state-file", metavar="FILE",
+                        help="load accounts and settings from FILE if it exists, and save them there on exit "
+                             "(the emulator then persists like the real service)")
     parser.add_argument("--subuser", action="append", default=[], metavar="NAME", help="add a global subuser")
     parser.add_argument("--eu-subuser", action="append", default=[], metavar="NAME", help="add an EU subuser")
     parser.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT, help="requests per window per key")
@@ -40,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         jitter=args.jitter,
     )
-    if args.seed:
+    state_file = Path(args.state_file) if args.state_file else None
+    if state_file is not None and state_file.exists():
+        state.restore(json.loads(state_file.read_text(encoding="utf-8")))
+    elif args.seed:
         state.seed(load_seed(args.seed))
     for name in args.subuser:
         state.add_subuser("global", name)
@@ -58,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     emulator.stop()
+    if state_file is not None:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state.snapshot(), indent=2, sort_keys=True), encoding="utf-8")
     return 0
 
 

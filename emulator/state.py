@@ -363,6 +363,18 @@ class EmulatorState:
         with self._lock:
             return [asdict(entry) for entry in self.log]
 
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Load what `snapshot()` returned (accounts, ids and settings), replacing all accounts."""
+        with self._lock:
+            for name, world_data in snapshot.items():
+                world = self.worlds[name]
+                world.parent.settings = copy.deepcopy(dict(world_data["parent"]))
+                world.subusers = {}
+                for user, data in world_data.get("subusers", {}).items():
+                    settings = {k: dict(v) for k, v in data.items() if k != "account_id"}
+                    world.subusers[user] = Account(user, str(data["account_id"]), settings)
+                    self._next_account_id = max(self._next_account_id, int(data["account_id"]) + 1)
+
     def snapshot(self) -> dict[str, Any]:
         """Every world's accounts and settings, as plain data."""
         with self._lock:

@@ -1,0 +1,68 @@
+# The commands people expect: demo, test, lint, typecheck, fmt, bench, emulator, engine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PULUMI_VERSION := $(shell sed -n 's/^pulumi==//p' requirements.txt)
+# A pulumi of the pinned version already on PATH (the official installer's) is used as it is;
+# otherwise `make engine` builds one from Go modules into a cache outside the checkout.
+SYSTEM_PULUMI := $(shell p=$$(command -v pulumi 2>/dev/null) && [ "$$($$p version 2>/dev/null)" = "v$(PULUMI_VERSION)" ] && dirname "$$p")
+ENGINE_CACHE ?= $(or $(PULUMI_ENGINE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sendgrid-click-tracking/pulumi-v$(PULUMI_VERSION))
+ENGINE_BIN := $(or $(SYSTEM_PULUMI),$(ENGINE_CACHE)/bin)
+export PATH := $(ENGINE_BIN):$(BIN):$(PATH)
+export PULUMI_ENGINE_BIN := $(ENGINE_BIN)
+PYTEST_ARGS ?=
+
+.PHONY: help venv engine demo test unit lint typecheck fmt bench reliability emulator clean
+
+help:
+	@echo "make demo       the program against the local emulator (no accounts needed)"
+	@echo "make test       lint, types, and every test suite, engine end-to-end included"
+	@echo "make unit       the tests that need no Pulumi engine"
+	@echo "make lint | typecheck | fmt | bench | reliability | emulator | engine | clean"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+engine:
+ifeq ($(SYSTEM_PULUMI),)
+	@tools/engine/build.sh "$(ENGINE_CACHE)" >/dev/null
+endif
+	@echo "engine: $$(pulumi version) from $(ENGINE_BIN)"
+
+demo: venv engine
+	tools/demo.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+unit: venv
+	$(BIN)/pytest -m "not engine" $(PYTEST_ARGS)
+
+test: venv lint typecheck engine
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+reliability: venv engine
+	$(BIN)/python -m tools.reliability
+
+bench: venv engine
+	$(BIN)/python -m bench
+
+emulator: venv
+	$(BIN)/python -u -m emulator --verbose --seed emulator/seeds/demo.json
+
+clean:
+	rm -rf .pulumi-state .pytest_cache .mypy_cache .ruff_cache

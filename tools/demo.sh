@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make demo: `pulumi up` of __main__.py, stack `dev`, against the local emulator, with a local
+# file state backend in .pulumi-state/ (git-ignored). No SendGrid or Pulumi Cloud account.
+# The emulator keeps its accounts in .pulumi-state/emulator.json, so a second run changes nothing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+state="$root/.pulumi-state"
+mkdir -p "$state"
+export PULUMI_BACKEND_URL="file://$state" PULUMI_HOME="$state/home" PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_CONFIG_PASSPHRASE="demo-passphrase-not-a-secret"  # matches Pulumi.dev.yaml's encryptionsalt
+unset SENDGRID_REGION SENDGRID_RETRY_BUDGET SENDGRID_REQUEST_TIMEOUT
+export SENDGRID_API_KEY="SG.emulator-local-dev-key"  # the emulator's default key, not a real one
+
+coproc EMULATOR { exec "$root/.venv/bin/python" -u -m emulator --seed emulator/seeds/demo.json --state-file "$state/emulator.json"; }
+emulator_pid=$EMULATOR_PID
+trap 'kill "$emulator_pid" 2>/dev/null; wait "$emulator_pid" 2>/dev/null || true' EXIT
+read -r base_url <&"${EMULATOR[0]}"
+read -r _ eu_base_url <&"${EMULATOR[0]}"
+export SENDGRID_BASE_URL="$base_url" SENDGRID_EU_BASE_URL="$eu_base_url"
+echo "demo: emulator at $base_url (EU at $eu_base_url); state in $state"
+
+pulumi stack select --create dev --non-interactive >/dev/null
+pulumi up --yes --non-interactive --suppress-progress
+echo
+echo "demo: stack outputs"
+pulumi stack output --json
+echo
+echo "demo: the emulator's click tracking settings after the run"
+"$root/.venv/bin/python" - "$base_url" <<'PY'
+import sys
+from emulator import AdminClient
+state = AdminClient(sys.argv[1]).state()
+for world, data in state.items():
+    print(f"  {world:6} parent    enabled={data['parent']['click']['enabled']}")
+    for user, sub in data["subusers"].items():
+        print(f"  {world:6} {user:9} enabled={sub['click']['enabled']}")
+PY
