@@ -12,7 +12,14 @@ cache=${1:-${PULUMI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendgrid-click
 bin="$cache/bin"
 stamp="$bin/.complete"
 
+install_python_host() {
+    install -m 0644 "$repo/tools/engine/language_host.py" "$bin/language_host.py"
+    install -m 0755 "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python"
+}
+
 if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "v$version" ] && "$bin/pulumi" version >/dev/null 2>&1; then
+    # The Python host comes from this checkout: keep the cached copy in step with it.
+    if grep -q '^language-host=python$' "$stamp"; then install_python_host; fi
     echo "$bin"
     exit 0
 fi
@@ -76,8 +83,7 @@ fi
 if [ "$langhost" = python ]; then
     log "the official pulumi-language-python module is not available from this Go proxy;"
     log "installing the Python implementation of the same host (tools/engine/language_host.py)"
-    install -m 0644 "$repo/tools/engine/language_host.py" "$bin/language_host.py"
-    install -m 0755 "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python"
+    install_python_host
 fi
 
 printf 'v%s\nlanguage-host=%s\n' "$version" "$langhost" > "$stamp"

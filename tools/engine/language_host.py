@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -131,7 +132,12 @@ def main(argv: list[str]) -> None:
     server.start()
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
-    threading.Event().wait()
+    # The engine stops its plugins with SIGINT/SIGTERM: exit quietly, as the Go host does.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop(0)
 
 
 if __name__ == "__main__":
