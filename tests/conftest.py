@@ -1,0 +1,66 @@
+"""Shared fixtures: a clean environment, fake keys, an in-process emulator, recorded waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pulumi.dynamic import Config, ConfigureRequest
+
+from emulator import Emulator, EmulatorState
+from provider import ClickTrackingProvider, settings
+from provider import client as client_mod
+
+TEST_KEY = "SG.test-key"
+OTHER_KEY = "SG.rotated-test-key"
+PROJECT = "sendgrid-click-tracking"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SENDGRID_* setting leaks in from the developer's shell."""
+    for _, env_var in settings.SOURCES.values():
+        monkeypatch.delenv(env_var, raising=False)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retry waits are recorded instead of slept; the clocks advance by what was 'slept'."""
+    recorded: list[float] = []
+    offset = [0.0]
+    real_monotonic, real_wall = client_mod._monotonic, client_mod._wall_clock
+
+    def fake_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        offset[0] += seconds
+
+    monkeypatch.setattr(client_mod, "_sleep", fake_sleep)
+    monkeypatch.setattr(client_mod, "_monotonic", lambda: real_monotonic() + offset[0])
+    monkeypatch.setattr(client_mod, "_wall_clock", lambda: real_wall() + offset[0])
+    return recorded
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    state = EmulatorState(api_keys=[TEST_KEY])
+    with Emulator(state) as running:
+        yield running
+
+
+def configured(config: dict[str, Any]) -> ClickTrackingProvider:
+    """A provider configured as the engine does, with `sendgrid:*` stack config."""
+    provider = ClickTrackingProvider()
+    provider.configure(ConfigureRequest(Config(config, PROJECT)))
+    return provider
+
+
+@pytest.fixture
+def emulated_provider(emulator: Emulator) -> ClickTrackingProvider:
+    return configured(
+        {
+            "sendgrid:apiKey": TEST_KEY,
+            "sendgrid:baseUrl": emulator.base_url,
+            "sendgrid:euBaseUrl": emulator.eu_base_url,
+        }
+    )

@@ -1,0 +1,139 @@
+"""The HTTP client, request by request (requests-mock): what is sent, and how answers map to errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import requests_mock
+
+from provider import errors
+from provider.client import CLICK_PATH, USER_AGENT, ClickTrackingSettings, SendGridClient
+
+from .conftest import TEST_KEY
+
+BASE = "https://api.sendgrid.com"
+URL = BASE + CLICK_PATH
+
+
+@pytest.fixture
+def client() -> SendGridClient:
+    return SendGridClient(TEST_KEY, BASE)
+
+
+def test_get_sends_bearer_user_agent_and_no_on_behalf_of(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, json={"enabled": True, "enable_text": False})
+        assert client.get_click_tracking() == ClickTrackingSettings(enabled=True, enable_text=False)
+    [sent] = mock.request_history
+    assert (sent.method, sent.url) == ("GET", URL)
+    assert sent.headers["Authorization"] == f"Bearer {TEST_KEY}"
+    assert sent.headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("sendgrid-click-tracking-pulumi/0.1.0 ")
+    assert "on-behalf-of" not in sent.headers
+    assert sent.body is None
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_patch_sends_enabled_explicitly_false_included(client: SendGridClient, enabled: bool) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.patch(URL, json={"enabled": enabled, "enable_text": True})
+        assert client.set_click_tracking(enabled, on_behalf_of="alice") == ClickTrackingSettings(enabled, True)
+    [sent] = mock.request_history
+    assert sent.method == "PATCH"
+    assert json.loads(sent.body) == {"enabled": enabled}
+    assert (b"false" in sent.body) is (not enabled)
+    assert sent.headers["on-behalf-of"] == "alice"
+    assert sent.headers["Content-Type"] == "application/json"
+
+
+def test_account_id_on_behalf_of_and_eu_host() -> None:
+    eu = SendGridClient(TEST_KEY, "https://api.eu.sendgrid.com")
+    with requests_mock.Mocker() as mock:
+        mock.get("https://api.eu.sendgrid.com" + CLICK_PATH, json={"enabled": False, "enable_text": False})
+        eu.get_click_tracking("account-id 42")
+    assert mock.request_history[0].headers["on-behalf-of"] == "account-id 42"
+
+
+def test_patch_refuses_non_bool_before_sending(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock, pytest.raises(TypeError):
+        client.set_click_tracking("false", None)  # type: ignore[arg-type]
+    assert mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "cls", "hint_part"),
+    [
+        (400, "enabled must be a boolean", errors.BadRequestError, "`enabled` must be a boolean"),
+        (401, "authorization required", errors.AuthenticationError, "sendgrid:apiKey"),
+        (401, "The provided authorization grant is invalid, expired, or revoked", errors.AuthenticationError, "SENDGRID_API_KEY"),
+        (403, "access forbidden", errors.PermissionDeniedError, "tracking_settings.click.read"),
+        (404, "resource not found", errors.NotFoundError, "sendgrid:baseUrl"),
+        (451, "Unavailable due to data residency restrictions", errors.DataResidencyError, "'eu'"),
+        (418, "teapot", errors.APIError, "see the message above"),
+    ],
+)
+def test_error_statuses_map_to_classes_with_sendgrid_text(
+    client: SendGridClient, status: int, message: str, cls: type[errors.APIError], hint_part: str
+) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, status_code=status, json={"errors": [{"field": None, "message": message}]})
+        with pytest.raises(cls) as info:
+            client.get_click_tracking()
+    assert type(info.value) is cls
+    text = str(info.value)
+    assert text.startswith(f"GET {CLICK_PATH} failed ({status}): {message}. Hint: ")
+    assert hint_part in text
+    assert TEST_KEY not in text and "Bearer" not in text
+    assert mock.call_count == 1
+
+
+def test_error_without_json_body(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, status_code=403, text="<html>nope</html>")
+        with pytest.raises(errors.PermissionDeniedError, match=r"failed \(403\): no error message"):
+            client.get_click_tracking()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"enabled": tru', "[]", '{"enabled": "true", "enable_text": false}', '{"enabled": true}'],
+)
+def test_malformed_success_bodies_are_asked_again_then_reported(client: SendGridClient, body: str) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, text=body)
+        with pytest.raises(errors.MalformedResponseError, match="returned a malformed body") as info:
+            client.get_click_tracking()
+    assert mock.call_count == 3
+    assert TEST_KEY not in str(info.value)
+
+
+def test_malformed_body_then_good_one(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, [{"text": "oops"}, {"json": {"enabled": False, "enable_text": False}}])
+        assert client.get_click_tracking().enabled is False
+    assert mock.call_count == 2
+
+
+def test_transport_errors_become_transport_error_without_the_key(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, exc=requests.ConnectTimeout)
+        with pytest.raises(errors.TransportError) as info:
+            client.get_click_tracking("alice")
+    assert str(info.value).startswith(f"GET {CLICK_PATH} on behalf of 'alice' failed after 1 attempt(s): timed out")
+    assert "pulumi refresh" in str(info.value)
+    assert TEST_KEY not in str(info.value)
+
+
+def test_no_redirects_followed(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(URL, status_code=302, headers={"Location": "https://elsewhere.example/steal"})
+        with pytest.raises(errors.APIError, match=r"failed \(302\)"):
+            client.get_click_tracking()
+    assert mock.call_count == 1
+
+
+def test_repr_of_client_and_auth_hide_the_key(client: SendGridClient) -> None:
+    assert TEST_KEY not in repr(client)
+    assert TEST_KEY not in repr(client._session.auth)
