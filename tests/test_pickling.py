@@ -1,0 +1,72 @@
+"""The provider as the SDK pickles it: by reference, tiny, deterministic, and without the key."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pulumi.dynamic.dynamic import serialize_provider
+
+from .conftest import TEST_KEY, configured
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SERIALIZE = """
+import os
+from pulumi.dynamic.dynamic import serialize_provider
+from provider.click_tracking import _PROVIDER
+print(serialize_provider(_PROVIDER))
+"""
+
+LOAD = """
+import base64, sys, dill
+provider = dill.loads(base64.b64decode(sys.stdin.read()))
+from provider import ClickTrackingProvider
+assert type(provider) is ClickTrackingProvider, type(provider)
+print(provider.check({}, {"enabled": True}).inputs)
+"""
+
+
+def run_python(code: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def test_pickled_by_reference_and_small() -> None:
+    raw = base64.b64decode(serialize_provider(configured({"sendgrid:apiKey": TEST_KEY})))
+    assert b"provider.click_tracking" in raw
+    assert b"ClickTrackingProvider" in raw
+    assert len(raw) < 200  # a reference to the class, not its code
+
+
+def test_no_key_in_the_bytes_even_after_configure_and_use(monkeypatch: object) -> None:
+    provider = configured({"sendgrid:apiKey": TEST_KEY, "sendgrid:baseUrl": "http://127.0.0.1:1"})
+    provider._client("global")  # a client (with the key) now exists in the instance
+    raw = base64.b64decode(serialize_provider(provider))
+    assert TEST_KEY.encode() not in raw
+    assert b"test-key" not in raw
+    assert b"Bearer" not in raw
+
+
+def test_bytes_identical_across_runs_even_with_a_key_in_the_environment() -> None:
+    first = run_python(SERIALIZE, env={"SENDGRID_API_KEY": TEST_KEY})
+    second = run_python(SERIALIZE, env={"SENDGRID_API_KEY": "SG.another-test-key"})
+    assert first == second
+    assert TEST_KEY.encode() not in base64.b64decode(first)
+
+
+def test_loads_in_a_fresh_process() -> None:
+    out = run_python(LOAD, stdin=run_python(SERIALIZE))
+    assert out == "{'enabled': True, 'on_behalf_of': None, 'on_delete': 'restore', 'region': 'global'}"
