@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import AccessForbidden, AuthorizationRequired, BadRequest, InvalidGrant, TooManyRequests
 
@@ -52,13 +53,13 @@ WRITABLE: Mapping[str, tuple[str, ...]] = {
 DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "click": {"enabled": True, "enable_text": False},
     "open": {"enabled": True},
+    # `url` is a URI in the spec, so it is absent until one is set.
     "subscription": {
         "enabled": False,
         "html_content": "",
         "landing": "",
         "plain_content": "",
         "replace": "",
-        "url": "",
     },
     "google_analytics": {
         "enabled": False,
@@ -187,6 +188,11 @@ class RateLimiter:
         return RateDecision(True, self.limit, self.limit - used, reset)
 
 
+def _is_absolute_uri(value: str) -> bool:
+    parts = urlsplit(value)
+    return bool(parts.scheme and parts.netloc) and not any(c.isspace() for c in value)
+
+
 def validate_patch(kind: str, body: Any) -> dict[str, Any]:
     """The fields a PATCH body changes; BadRequest naming the field otherwise."""
     if not isinstance(body, dict):
@@ -198,6 +204,8 @@ def validate_patch(kind: str, body: Any) -> dict[str, Any]:
             continue  # SendGrid ignores fields it does not know
         if type(value) is not expected:
             raise BadRequest(f"{name} must be a {'boolean' if expected is bool else 'string'}", name)
+        if name == "url" and not _is_absolute_uri(value):
+            raise BadRequest("url must be an absolute URL", name)
         changes[name] = value
     return changes
 
