@@ -44,6 +44,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	$(BIN)/mypy --strict provider
 
 fmt: venv
 	$(BIN)/ruff format .

@@ -19,21 +19,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="global API port (0 = a free port)")
     parser.add_argument("--eu-port", type=int, default=0, help="EU API port (0 = a free port)")
-    parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
-                        help=f"accept this key, with all scopes (repeatable; default: {DEFAULT_API_KEY})")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accept this key, with all scopes (repeatable; default: {DEFAULT_API_KEY})",
+    )
     parser.add_argument("--seed", metavar="FILE", help="JSON file with accounts and settings to start from")
-    parser.add_argument("--state-file", metavar="FILE",
-                        help="load accounts and settings from FILE if it exists, and save them there on exit "
-                             "(the emulator then persists like the real service)")
+    parser.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="load accounts and settings from FILE if it exists, and save them there on exit "
+        "(the emulator then persists like the real service)",
+    )
     parser.add_argument("--subuser", action="append", default=[], metavar="NAME", help="add a global subuser")
     parser.add_argument("--eu-subuser", action="append", default=[], metavar="NAME", help="add an EU subuser")
     parser.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT, help="requests per window per key")
     parser.add_argument("--rate-window", type=float, default=DEFAULT_RATE_WINDOW, help="window in seconds")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--jitter", type=float, default=0.0, help="up to this many seconds more, at random")
-    parser.add_argument("--fault", action="append", default=[], metavar="KIND[:COUNT]",
-                        help="answer the next COUNT API requests with a fault (429, 429-no-reset, 500, 502, 503, "
-                             "504, reset, hang, malformed)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:COUNT]",
+        help="answer the next COUNT API requests with a fault (429, 429-no-reset, 500, 502, 503, "
+        "504, reset, hang, malformed)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
 

@@ -225,12 +225,17 @@ class EmulatorApp:
 
     def admin_add_subuser(self, payload: dict[str, Any]) -> Any:
         click = {k: bool(v) for k, v in payload.get("click", {}).items()}
-        account = self.state.add_subuser(payload.get("world", self.world), str(payload["username"]), payload.get("account_id"), **click)
+        account = self.state.add_subuser(
+            payload.get("world", self.world), str(payload["username"]), payload.get("account_id"), **click
+        )
         return {"username": account.username, "account_id": account.account_id}
 
     def admin_set_setting(self, payload: dict[str, Any]) -> Any:
         self.state.set_out_of_band(
-            payload.get("world", self.world), payload.get("on_behalf_of"), payload.get("kind", "click"), payload["values"]
+            payload.get("world", self.world),
+            payload.get("on_behalf_of"),
+            payload.get("kind", "click"),
+            payload["values"],
         )
         return {"ok": True}
 

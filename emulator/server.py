@@ -38,7 +38,7 @@ class _Handler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, self.path, code)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
 
 
@@ -61,7 +61,9 @@ class _Server(ThreadedWSGIServer):
 class Emulator:
     """The emulator served from threads of this process. Use as a context manager."""
 
-    def __init__(self, state: EmulatorState | None = None, host: str = "127.0.0.1", port: int = 0, eu_port: int = 0) -> None:
+    def __init__(
+        self, state: EmulatorState | None = None, host: str = "127.0.0.1", port: int = 0, eu_port: int = 0
+    ) -> None:
         self.state = state or EmulatorState()
         self._servers = [
             _Server(host, port, EmulatorApp(self.state, "global")),
@@ -126,7 +128,9 @@ class AdminClient:
     def add_subuser(self, username: str, world: str = "global", **click: bool) -> dict[str, Any]:
         return dict(self._call("POST", "subusers", {"username": username, "world": world, "click": click}))
 
-    def set_setting(self, values: dict[str, Any], on_behalf_of: str | None = None, world: str = "global", kind: str = "click") -> None:
+    def set_setting(
+        self, values: dict[str, Any], on_behalf_of: str | None = None, world: str = "global", kind: str = "click"
+    ) -> None:
         self._call("PUT", "settings", {"values": values, "on_behalf_of": on_behalf_of, "world": world, "kind": kind})
 
     def configure(self, **options: Any) -> None:
@@ -181,7 +185,9 @@ class EmulatorProcess:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

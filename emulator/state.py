@@ -77,8 +77,7 @@ TITLES = {
     "subscription": ("Subscription Tracking", "adds unsubscribe links to your mail"),
 }
 ALL_SCOPES = frozenset(
-    ["tracking_settings.read"]
-    + [f"tracking_settings.{kind}.{verb}" for kind in FIELDS for verb in ("read", "update")]
+    ["tracking_settings.read"] + [f"tracking_settings.{kind}.{verb}" for kind in FIELDS for verb in ("read", "update")]
 )
 FAULT_KINDS = (
     "429",
@@ -99,7 +98,7 @@ class Account:
 
     username: str
     account_id: str
-    settings: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(dict(DEFAULTS)))
+    settings: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULTS.items()})
 
 
 @dataclass
@@ -204,7 +203,7 @@ def validate_patch(kind: str, body: Any) -> dict[str, Any]:
             continue  # SendGrid ignores fields it does not know
         if type(value) is not expected:
             raise BadRequest(f"{name} must be a {'boolean' if expected is bool else 'string'}", name)
-        if name == "url" and not _is_absolute_uri(value):
+        if name == "url" and isinstance(value, str) and not _is_absolute_uri(value):
             raise BadRequest("url must be an absolute URL", name)
         changes[name] = value
     return changes

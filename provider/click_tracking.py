@@ -63,7 +63,9 @@ def validate_on_behalf_of(value: Any) -> str | None:
     if value != value.strip():
         return "must not start or end with whitespace"
     if len(value) > MAX_ON_BEHALF_OF_LENGTH:
-        return f"is {len(value)} characters long; SendGrid usernames are far shorter (at most {MAX_ON_BEHALF_OF_LENGTH})"
+        return (
+            f"is {len(value)} characters long; SendGrid usernames are far shorter (at most {MAX_ON_BEHALF_OF_LENGTH})"
+        )
     if value.startswith("account-id"):
         rest = value[len("account-id") :]
         if not rest.startswith(" ") or not rest.strip() or " " in rest.strip():
@@ -142,7 +144,9 @@ class ClickTrackingProvider(ResourceProvider):
             if key in OUTPUT_ONLY_KEYS and news[key] is None:
                 continue
             failures.append(
-                CheckFailure(key, f"unknown property {key!r}; allowed: {', '.join(INPUT_KEYS)} (enable_text is read-only)")
+                CheckFailure(
+                    key, f"unknown property {key!r}; allowed: {', '.join(INPUT_KEYS)} (enable_text is read-only)"
+                )
             )
 
         enabled = news.get("enabled")
@@ -189,12 +193,15 @@ class ClickTrackingProvider(ResourceProvider):
                 failures.append(CheckFailure("region", str(exc)))
         else:
             failures.append(
-                CheckFailure("region", f"region must be one of {', '.join(settings_mod.REGIONS)} (or omitted), got {region!r}")
+                CheckFailure(
+                    "region", f"region must be one of {', '.join(settings_mod.REGIONS)} (or omitted), got {region!r}"
+                )
             )
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Local only. enabled/on_delete → update; on_behalf_of/region → replace (another account)."""
+
         def changed(key: str) -> bool:
             new = news.get(key)
             if key == "on_delete" and new is None:

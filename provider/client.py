@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -99,7 +100,7 @@ class SendGridRetry(Retry):
             reset_at = float(reset) if reset is not None else None
         except ValueError:
             reset_at = None
-        if reset_at is None or reset_at != reset_at:  # missing, unparsable or NaN: back off instead
+        if reset_at is None or math.isnan(reset_at):  # missing, unparsable or NaN: back off instead
             return None
         # Jitter keeps several waiting clients from hitting the new window at the same instant.
         return max(0.0, reset_at - _wall_clock()) + random.uniform(0.05, 0.25)

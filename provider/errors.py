@@ -42,7 +42,8 @@ class SendGridError(Exception):
 
     def __init__(self, summary: str, hint: str | None = None) -> None:
         self.summary = summary
-        self.hint_text = hint or self.hint
+        hint_text = hint or self.hint
+        self.hint_text = hint_text if hint_text.endswith((".", "?", "!")) else hint_text + "."
         super().__init__(f"{summary}. Hint: {self.hint_text}")
 
 
@@ -148,7 +149,10 @@ class RateLimitError(APIError):
 
 
 class DataResidencyError(APIError):
-    hint = "the account lives in another region; set `region` (or sendgrid:region) to 'eu' for EU subusers, 'global' otherwise."
+    hint = (
+        "the account lives in another region; set `region` (or sendgrid:region) to 'eu' for EU subusers, "
+        "'global' otherwise."
+    )
 
 
 class ServerError(APIError):

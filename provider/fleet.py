@@ -72,7 +72,9 @@ def parse_fleet(config: Mapping[str, Any] | None) -> list[FleetEntry]:
     if parent is not None:
         raw = _entry("parent", parent, PARENT_KEYS, problems)
         if raw is not None and not problems:
-            entries.append(FleetEntry("parent", raw["enabled"], None, raw.get("region"), raw.get("onDelete", DEFAULT_ON_DELETE)))
+            entries.append(
+                FleetEntry("parent", raw["enabled"], None, raw.get("region"), raw.get("onDelete", DEFAULT_ON_DELETE))
+            )
 
     subusers = config.get("subusers") or []
     if not isinstance(subusers, list):
@@ -88,6 +90,7 @@ def parse_fleet(config: Mapping[str, Any] | None) -> list[FleetEntry]:
         if (username is None) == (account_id is None):
             problems.append(f"{path}: give exactly one of username or accountId")
             continue
+        on_behalf_of: Any
         if account_id is not None:
             account_id = str(account_id)
             on_behalf_of, name = f"account-id {account_id}", f"account-{account_id}"
@@ -103,7 +106,9 @@ def parse_fleet(config: Mapping[str, Any] | None) -> list[FleetEntry]:
         seen[on_behalf_of] = path
         if isinstance(raw.get("enabled"), bool):
             entries.append(
-                FleetEntry(name, raw["enabled"], on_behalf_of, raw.get("region"), raw.get("onDelete", DEFAULT_ON_DELETE))
+                FleetEntry(
+                    name, raw["enabled"], on_behalf_of, raw.get("region"), raw.get("onDelete", DEFAULT_ON_DELETE)
+                )
             )
     if problems:
         raise FleetConfigError(problems)

@@ -54,8 +54,15 @@ def outputs(**kw: Any) -> dict[str, Any]:
 
 
 def test_check_fills_defaults_and_sends_nothing(provider: ClickTrackingProvider, http: Any) -> None:
-    news = {"enabled": False, "on_behalf_of": None, "region": None, "on_delete": None, "enable_text": None,
-            "original_enabled": None, "__provider": "p"}
+    news = {
+        "enabled": False,
+        "on_behalf_of": None,
+        "region": None,
+        "on_delete": None,
+        "enable_text": None,
+        "original_enabled": None,
+        "__provider": "p",
+    }
     result = provider.check({}, news)
     assert result.failures == []
     assert result.inputs == {"enabled": False, "on_behalf_of": None, "region": "global", "on_delete": "restore"}
@@ -123,10 +130,18 @@ def test_check_reports_a_bad_stack_region() -> None:
         ({"enabled": True, "on_behalf_of": None, "region": "global", "on_delete": None}, False, []),
         ({"enabled": False, "on_behalf_of": None, "region": "global", "on_delete": "restore"}, True, []),
         ({"enabled": True, "on_behalf_of": None, "region": "global", "on_delete": "keep"}, True, []),
-        ({"enabled": True, "on_behalf_of": "alice", "region": "global", "on_delete": "restore"}, True, ["on_behalf_of"]),
+        (
+            {"enabled": True, "on_behalf_of": "alice", "region": "global", "on_delete": "restore"},
+            True,
+            ["on_behalf_of"],
+        ),
         ({"enabled": True, "on_behalf_of": None, "region": "eu", "on_delete": "restore"}, True, ["region"]),
         ({"enabled": UNKNOWN, "on_behalf_of": None, "region": "global", "on_delete": "restore"}, True, []),
-        ({"enabled": True, "on_behalf_of": UNKNOWN, "region": "global", "on_delete": "restore"}, True, ["on_behalf_of"]),
+        (
+            {"enabled": True, "on_behalf_of": UNKNOWN, "region": "global", "on_delete": "restore"},
+            True,
+            ["on_behalf_of"],
+        ),
     ],
 )
 def test_diff_is_local_and_exact(
@@ -177,7 +192,9 @@ def test_create_failed_patch_with_old_value_still_there_raises(provider: ClickTr
 
 
 def test_create_lost_patch_answer_but_change_landed_succeeds(provider: ClickTrackingProvider, http: Any) -> None:
-    http.get(URL, [{"json": {"enabled": True, "enable_text": False}}, {"json": {"enabled": False, "enable_text": False}}])
+    http.get(
+        URL, [{"json": {"enabled": True, "enable_text": False}}, {"json": {"enabled": False, "enable_text": False}}]
+    )
     http.patch(URL, status_code=502, json={})
     result = provider.create({"enabled": False, "region": "global", "on_delete": "restore"})
     assert result.outs == outputs(enabled=False, original_enabled=True)
@@ -253,7 +270,9 @@ def test_delete_per_mode_with_no_request_when_nothing_changes(
     provider: ClickTrackingProvider, http: Any, mode: str, enabled: bool, original: bool, expected: list[Any]
 ) -> None:
     http.patch(URL, json={"enabled": False, "enable_text": False})
-    provider.delete("global/alice", outputs(enabled=enabled, original_enabled=original, on_delete=mode, on_behalf_of="alice"))
+    provider.delete(
+        "global/alice", outputs(enabled=enabled, original_enabled=original, on_delete=mode, on_behalf_of="alice")
+    )
     assert sent(http) == [("PATCH", URL, "alice", body) for body in expected]
 
 

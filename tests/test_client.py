@@ -67,7 +67,12 @@ def test_patch_refuses_non_bool_before_sending(client: SendGridClient) -> None:
     [
         (400, "enabled must be a boolean", errors.BadRequestError, "`enabled` must be a boolean"),
         (401, "authorization required", errors.AuthenticationError, "sendgrid:apiKey"),
-        (401, "The provided authorization grant is invalid, expired, or revoked", errors.AuthenticationError, "SENDGRID_API_KEY"),
+        (
+            401,
+            "The provided authorization grant is invalid, expired, or revoked",
+            errors.AuthenticationError,
+            "SENDGRID_API_KEY",
+        ),
         (403, "access forbidden", errors.PermissionDeniedError, "tracking_settings.click.read"),
         (404, "resource not found", errors.NotFoundError, "sendgrid:baseUrl"),
         (451, "Unavailable due to data residency restrictions", errors.DataResidencyError, "'eu'"),

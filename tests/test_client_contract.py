@@ -67,7 +67,7 @@ def test_hang_past_read_timeout_is_retried(emulator: Emulator) -> None:
 
 def test_429_waits_until_the_reset_time(waits: list[float]) -> None:
     # The emulator reads the same (fake) clock the client sleeps on.
-    state = EmulatorState(api_keys=[TEST_KEY], rate_limit=1, rate_window=60, clock=lambda: client_mod._wall_clock())
+    state = EmulatorState(api_keys=[TEST_KEY], rate_limit=1, rate_window=60, clock=lambda: client_mod._wall_clock())  # noqa: PLW0108 - read the patched clock at call time
     with Emulator(state) as emulator:
         client = client_for(emulator)
         client.get_click_tracking()

@@ -49,7 +49,13 @@ def test_state_auth() -> None:
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [([], None), ("x", None), ({"enabled": "true"}, "enabled"), ({"enabled": 1}, "enabled"), ({"enabled": None}, "enabled")],
+    [
+        ([], None),
+        ("x", None),
+        ({"enabled": "true"}, "enabled"),
+        ({"enabled": 1}, "enabled"),
+        ({"enabled": None}, "enabled"),
+    ],
 )
 def test_validate_patch_names_the_field(body: Any, field: str | None) -> None:
     with pytest.raises(BadRequest) as info:
@@ -120,7 +126,10 @@ def test_on_behalf_of_and_account_id(emulator: Emulator) -> None:
     by_id = call(emulator, "GET", headers={**AUTH, "On-Behalf-Of": "account-id 77"})
     assert by_name.json() == by_id.json() == {"enabled": False, "enable_text": False}
     assert envelope(call(emulator, "GET", headers={**AUTH, "on-behalf-of": "ghost"})) == (
-        403, "access forbidden", "on-behalf-of")
+        403,
+        "access forbidden",
+        "on-behalf-of",
+    )
 
 
 def test_eu_is_a_separate_world(emulator: Emulator) -> None:
@@ -130,18 +139,35 @@ def test_eu_is_a_separate_world(emulator: Emulator) -> None:
 
 
 def test_bad_requests_and_unknown_routes(emulator: Emulator) -> None:
-    assert envelope(call(emulator, "PATCH", headers=AUTH, data=b"{nope")) == (400, "request body is not valid JSON", None)
+    assert envelope(call(emulator, "PATCH", headers=AUTH, data=b"{nope")) == (
+        400,
+        "request body is not valid JSON",
+        None,
+    )
     assert envelope(call(emulator, "PATCH", headers=AUTH, json={"enabled": "yes"})) == (
-        400, "enabled must be a boolean", "enabled")
-    assert envelope(call(emulator, "PATCH", headers=AUTH, data=b"\xff\xfe")) == (400, "request body is not valid JSON", None)
-    assert envelope(call(emulator, "GET", "/v3/tracking_settings/nope", headers=AUTH)) == (404, "resource not found", None)
+        400,
+        "enabled must be a boolean",
+        "enabled",
+    )
+    assert envelope(call(emulator, "PATCH", headers=AUTH, data=b"\xff\xfe")) == (
+        400,
+        "request body is not valid JSON",
+        None,
+    )
+    assert envelope(call(emulator, "GET", "/v3/tracking_settings/nope", headers=AUTH)) == (
+        404,
+        "resource not found",
+        None,
+    )
     assert call(emulator, "DELETE", headers=AUTH).status_code == 405
     assert call(emulator, "GET", headers=AUTH).json()["enabled"] is True  # nothing changed
 
 
 def test_list_and_siblings(emulator: Emulator) -> None:
     call(emulator, "PATCH", "/v3/tracking_settings/open", headers=AUTH, json={"enabled": False})
-    listed = {r["name"]: r["enabled"] for r in call(emulator, "GET", "/v3/tracking_settings", headers=AUTH).json()["result"]}
+    listed = {
+        r["name"]: r["enabled"] for r in call(emulator, "GET", "/v3/tracking_settings", headers=AUTH).json()["result"]
+    }
     assert listed == {"click": True, "google_analytics": False, "open": False, "subscription": False}
     ga = call(emulator, "PATCH", "/v3/tracking_settings/google_analytics", headers=AUTH, json={"utm_source": "x"})
     assert ga.json()["utm_source"] == "x"
@@ -161,9 +187,13 @@ def test_status_faults_for_the_matching_request_only(emulator: Emulator, kind: s
     emulator.state.add_subuser("global", "alice")
     emulator.state.add_fault(Fault(kind, count=1, method="PATCH", account="alice"))
     assert call(emulator, "PATCH", headers=AUTH, json={"enabled": False}).status_code == 200  # parent: no match
-    assert call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": "alice"}, json={"enabled": False}).status_code == int(kind)
+    assert call(
+        emulator, "PATCH", headers={**AUTH, "on-behalf-of": "alice"}, json={"enabled": False}
+    ).status_code == int(kind)
     assert emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is True  # not applied
-    assert call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": "alice"}, json={"enabled": False}).status_code == 200
+    assert (
+        call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": "alice"}, json={"enabled": False}).status_code == 200
+    )
 
 
 def test_fault_after_apply_is_a_lost_answer(emulator: Emulator) -> None:
@@ -200,8 +230,13 @@ def test_request_log_never_stores_the_key(emulator: Emulator) -> None:
     call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": "alice"}, json={"enabled": False})
     [entry] = emulator.state.request_log()
     assert {k: entry[k] for k in ("world", "method", "path", "on_behalf_of", "status", "body")} == {
-        "world": "global", "method": "PATCH", "path": CLICK, "on_behalf_of": "alice", "status": 200,
-        "body": {"enabled": False}}
+        "world": "global",
+        "method": "PATCH",
+        "path": CLICK,
+        "on_behalf_of": "alice",
+        "status": 200,
+        "body": {"enabled": False},
+    }
     assert TEST_KEY not in json.dumps(emulator.state.request_log())
 
 
@@ -210,9 +245,14 @@ def test_no_lost_updates_under_concurrency(emulator: Emulator) -> None:
     for name in names:
         emulator.state.add_subuser("global", name)
     with ThreadPoolExecutor(16) as pool:
-        codes = list(pool.map(
-            lambda n: call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": n}, json={"enabled": False}).status_code,
-            names))
+        codes = list(
+            pool.map(
+                lambda n: (
+                    call(emulator, "PATCH", headers={**AUTH, "on-behalf-of": n}, json={"enabled": False}).status_code
+                ),
+                names,
+            )
+        )
     assert codes == [200] * 40
     subs = emulator.state.snapshot()["global"]["subusers"]
     assert [subs[n]["click"]["enabled"] for n in names] == [False] * 40
@@ -239,7 +279,9 @@ def test_subprocess_with_admin_api(tmp_path: Any) -> None:
     saved = json.loads(state_file.read_text())
     assert saved["global"]["subusers"]["alice"]["click"]["enabled"] is True
     with EmulatorProcess("--api-key", TEST_KEY, "--state-file", str(state_file)) as again:
-        assert again.admin.state()["eu"]["subusers"]["dave"]["account_id"] == saved["eu"]["subusers"]["dave"]["account_id"]
+        assert (
+            again.admin.state()["eu"]["subusers"]["dave"]["account_id"] == saved["eu"]["subusers"]["dave"]["account_id"]
+        )
 
 
 def test_admin_rejects_bad_requests(emulator: Emulator) -> None:

@@ -55,7 +55,9 @@ def test_401_says_where_to_set_the_key() -> None:
 
 
 def test_429_hint_counts_attempts() -> None:
-    exc = errors.RateLimitError(429, "GET", "/v3/tracking_settings/click", [ErrorDetail("too many requests")], attempts=7)
+    exc = errors.RateLimitError(
+        429, "GET", "/v3/tracking_settings/click", [ErrorDetail("too many requests")], attempts=7
+    )
     assert "after 7 attempts" in str(exc)
     assert "still exhausted after 7 attempt(s)" in str(exc)
 
@@ -68,7 +70,14 @@ def test_field_is_kept() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [None, [], "x", {"errors": "x"}, {"errors": [1, {"message": 2}, {"field": "f"}]}, {"errors": [{"message": "m", "field": 3}]}],
+    [
+        None,
+        [],
+        "x",
+        {"errors": "x"},
+        {"errors": [1, {"message": 2}, {"field": "f"}]},
+        {"errors": [{"message": "m", "field": 3}]},
+    ],
 )
 def test_error_details_tolerate_any_body(body: object) -> None:
     details = errors.parse_error_details(body)

@@ -76,21 +76,40 @@ def configure(stub: Any, emulator: Emulator, key: str = TEST_KEY) -> None:
 def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator) -> None:
     emulator.state.add_subuser("global", "alice", enabled=True)
     configure(server, emulator)
-    news = {"enabled": False, "on_behalf_of": "alice", "region": None, "on_delete": None,
-            "enable_text": None, "original_enabled": None, "__provider": PICKLED}
+    news = {
+        "enabled": False,
+        "on_behalf_of": "alice",
+        "region": None,
+        "on_delete": None,
+        "enable_text": None,
+        "original_enabled": None,
+        "__provider": PICKLED,
+    }
 
     check = server.Check(provider_pb2.CheckRequest(urn=urn("a"), olds=struct({}), news=struct(news)))
     assert list(check.failures) == []
     inputs = plain(check.inputs)
-    assert inputs == {"enabled": False, "on_behalf_of": "alice", "region": "global", "on_delete": "restore",
-                      "__provider": PICKLED}
+    assert inputs == {
+        "enabled": False,
+        "on_behalf_of": "alice",
+        "region": "global",
+        "on_delete": "restore",
+        "__provider": PICKLED,
+    }
     assert emulator.state.request_log() == []  # check sends nothing
 
     created = server.Create(provider_pb2.CreateRequest(urn=urn("a"), properties=struct(inputs)))
     assert created.id == "global/alice"
     outs = plain(created.properties)
-    assert outs == {"enabled": False, "enable_text": False, "on_behalf_of": "alice", "region": "global",
-                    "on_delete": "restore", "original_enabled": True, "__provider": PICKLED}
+    assert outs == {
+        "enabled": False,
+        "enable_text": False,
+        "on_behalf_of": "alice",
+        "region": "global",
+        "on_delete": "restore",
+        "original_enabled": True,
+        "__provider": PICKLED,
+    }
 
     same = server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(inputs)))
     assert same.changes == provider_pb2.DiffResponse.DIFF_NONE
@@ -108,7 +127,9 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator) -> None:
     assert plain(read.inputs)["enabled"] is True
     outs = plain(read.properties)
 
-    updated = server.Update(provider_pb2.UpdateRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(inputs)))
+    updated = server.Update(
+        provider_pb2.UpdateRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(inputs))
+    )
     assert plain(updated.properties)["enabled"] is False
 
     server.Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn("a"), properties=updated.properties))
@@ -116,11 +137,11 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator) -> None:
 
     log = [(e["method"], e["on_behalf_of"], e["body"]) for e in emulator.state.request_log()]
     assert log == [
-        ("GET", "alice", None),                    # create: adopt
-        ("PATCH", "alice", {"enabled": False}),    # create: set
-        ("GET", "alice", None),                    # read (refresh)
-        ("PATCH", "alice", {"enabled": False}),    # update
-        ("PATCH", "alice", {"enabled": True}),     # delete: restore
+        ("GET", "alice", None),  # create: adopt
+        ("PATCH", "alice", {"enabled": False}),  # create: set
+        ("GET", "alice", None),  # read (refresh)
+        ("PATCH", "alice", {"enabled": False}),  # update
+        ("PATCH", "alice", {"enabled": True}),  # delete: restore
     ]
 
 
@@ -130,7 +151,10 @@ def test_check_failure_travels_over_grpc(server: Any, emulator: Emulator) -> Non
     check = server.Check(provider_pb2.CheckRequest(urn=urn("bad"), olds=struct({}), news=struct(news)))
     assert {(f.property, f.reason.split(";")[0]) for f in check.failures} == {
         ("enabled", "enabled must be a boolean, got the string 'false'"),
-        ("on_behalf_of", "on_behalf_of must not contain control characters such as newlines (they would inject HTTP headers)"),
+        (
+            "on_behalf_of",
+            "on_behalf_of must not contain control characters such as newlines (they would inject HTTP headers)",
+        ),
     }
 
 
@@ -152,7 +176,13 @@ def test_four_handler_threads_on_one_instance(server: Any, emulator: Emulator) -
     configure(server, emulator)
 
     def create(name: str) -> str:
-        props = {"enabled": False, "on_behalf_of": name, "region": "global", "on_delete": "restore", "__provider": PICKLED}
+        props = {
+            "enabled": False,
+            "on_behalf_of": name,
+            "region": "global",
+            "on_delete": "restore",
+            "__provider": PICKLED,
+        }
         return str(server.Create(provider_pb2.CreateRequest(urn=urn(name), properties=struct(props))).id)
 
     with ThreadPoolExecutor(8) as pool:

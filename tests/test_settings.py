@@ -120,5 +120,5 @@ def test_eu_traffic_never_goes_to_a_host_chosen_for_global() -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "nan", "inf", "4000"])
 def test_bad_timeouts(value: str) -> None:
-    with pytest.raises(ConfigurationError, match="sendgrid:requestTimeout.*number between 0 and 3600"):
+    with pytest.raises(ConfigurationError, match=r"sendgrid:requestTimeout.*number between 0 and 3600"):
         settings.resolve({"sendgrid:apiKey": TEST_KEY, "sendgrid:requestTimeout": value}, {})
