@@ -124,7 +124,11 @@ class BadRequestError(APIError):
 
 
 class AuthenticationError(APIError):
-    hint = f"the API key is missing, invalid or revoked; set a valid key with {KEY_SOURCES}."
+    hint = (
+        f"the API key is missing, invalid or revoked; set a valid key with {KEY_SOURCES}. "
+        "After rotating a key kept in stack config, `pulumi refresh` and `pulumi destroy` use the config recorded "
+        "at the last `pulumi up` unless the program runs: pass --run-program or set PULUMI_RUN_PROGRAM=true."
+    )
 
 
 class PermissionDeniedError(APIError):
