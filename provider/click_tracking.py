@@ -27,7 +27,7 @@ from pulumi.dynamic import (
 
 from . import settings as settings_mod
 from .client import ClickTrackingSettings, SendGridClient
-from .errors import SendGridError, ServerError, TransportError
+from .errors import ConfigurationError, SendGridError, ServerError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -185,18 +185,22 @@ class ClickTrackingProvider(ResourceProvider):
         region = news.get("region")
         if _is_unknown(region) or region in settings_mod.REGIONS:
             inputs["region"] = region
-        elif region is None:
-            # The stack's region is resolved now, so changing it later shows as a replacement.
-            try:
-                inputs["region"] = settings_mod.resolve_region(self._stack_config, os.environ)
-            except SendGridError as exc:
-                failures.append(CheckFailure("region", str(exc)))
-        else:
+        elif region is not None:
             failures.append(
                 CheckFailure(
                     "region", f"region must be one of {', '.join(settings_mod.REGIONS)} (or omitted), got {region!r}"
                 )
             )
+        # Settings problems (no key, a bad base URL...) fail the preview, not the apply.
+        try:
+            if region is None:
+                # The stack's region is resolved now, so changing it later shows as a replacement.
+                inputs["region"] = settings_mod.resolve_region(self._stack_config, os.environ)
+            resolved = self._settings()
+            if isinstance(inputs.get("region"), str):
+                settings_mod.base_url_for(resolved, inputs["region"])
+        except ConfigurationError as exc:
+            failures.append(CheckFailure(exc.setting, str(exc)))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

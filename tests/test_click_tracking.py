@@ -70,7 +70,7 @@ def test_check_fills_defaults_and_sends_nothing(provider: ClickTrackingProvider,
 
 
 def test_check_resolves_the_stack_region(http: Any) -> None:
-    eu = configured({"sendgrid:region": "eu"})  # no key needed to check
+    eu = configured({"sendgrid:region": "eu", "sendgrid:apiKey": TEST_KEY})
     assert eu.check({}, {"enabled": True}).inputs["region"] == "eu"
     assert http.call_count == 0
 
@@ -113,11 +113,23 @@ def test_check_rejects_bad_input_naming_the_property(
     assert http.call_count == 0
 
 
-def test_check_reports_a_bad_stack_region() -> None:
-    bad = configured({"sendgrid:region": "mars"})
-    [failure] = bad.check({}, {"enabled": True}).failures
-    assert failure.property == "region"
-    assert "sendgrid:region: unknown region 'mars'" in failure.reason
+@pytest.mark.parametrize(
+    ("config", "setting", "reason"),
+    [
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:region": "mars"}, "sendgrid:region", "unknown region 'mars'"),
+        ({}, "sendgrid:apiKey (or SENDGRID_API_KEY)", "no SendGrid API key is set"),
+        ({"sendgrid:apiKey": "SG.a b"}, "sendgrid:apiKey", "whitespace"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:baseUrl": "http://example.com"}, "sendgrid:baseUrl", "plain http"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:baseUrl": "http://127.0.0.1:1"}, "sendgrid:euBaseUrl", "region 'eu'"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:retryBudget": "soon"}, "sendgrid:retryBudget", "number of seconds"),
+    ],
+)
+def test_check_reports_bad_settings_at_preview(http: Any, config: dict[str, Any], setting: str, reason: str) -> None:
+    news = {"enabled": True, "region": "eu"} if setting == "sendgrid:euBaseUrl" else {"enabled": True}
+    [failure] = configured(config).check({}, news).failures
+    assert failure.property == setting
+    assert reason in failure.reason and "Hint:" in failure.reason
+    assert http.call_count == 0
 
 
 # -- diff ------------------------------------------------------------------------------------
