@@ -66,8 +66,15 @@ class PulumiProject:
         )
         self.state_dir.mkdir()
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "PULUMI_"))},
-            "PATH": f"{bin_dir}{os.pathsep}{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SENDGRID_", "PULUMI_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+            },
+            # The virtualenv is found through Pulumi.yaml, as for a user: not on PATH, not activated.
+            "PATH": os.pathsep.join(
+                [str(bin_dir)] + [p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin"]
+            ),
             "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
             "PULUMI_HOME": str(tmp / "home"),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
