@@ -119,6 +119,7 @@ class EmulatorApp:
                     "status": response.status_code if response is not None else 0,
                     "fault": fault.kind if fault else None,
                     "body": _logged_body(request),
+                    "changed": self.state.take_changed(),
                 }
             )
 

@@ -154,6 +154,8 @@ class LogEntry:
     status: int
     fault: str | None
     body: Any = None
+    changed: bool = False
+    """Whether this request changed a stored setting (an effective change)."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ class EmulatorState:
             self.limiter = RateLimiter(self.rate_limit, self.rate_window, self._clock)
             self.faults: list[Fault] = []
             self.log: list[LogEntry] = []
+            self._changed: set[int] = set()
             self._next_account_id = 100
 
     def configure(self, **options: Any) -> None:
@@ -332,8 +335,19 @@ class EmulatorState:
 
     def update_setting(self, account: Account, kind: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            account.settings[kind].update(changes)
-            return dict(account.settings[kind])
+            current = account.settings[kind]
+            if any(current.get(name) != value for name, value in changes.items()):
+                self._changed.add(threading.get_ident())
+            current.update(changes)
+            return dict(current)
+
+    def take_changed(self) -> bool:
+        """Whether the calling thread's request changed a setting (and forget it)."""
+        with self._lock:
+            ident = threading.get_ident()
+            changed = ident in self._changed
+            self._changed.discard(ident)
+            return changed
 
     def list_settings(self, account: Account) -> list[dict[str, Any]]:
         with self._lock:

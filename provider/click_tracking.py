@@ -98,6 +98,7 @@ class ClickTrackingProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         """Keep the stack's `sendgrid:*` config (secrets decrypted) in this process only."""
         self._stack_config = {key: req.config.get(key) for key in settings_mod.CONFIG_KEYS}
+        _log_to_file_if_asked()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -288,6 +289,26 @@ class ClickTrackingProvider(ResourceProvider):
                 log.warning("PATCH answer was lost but SendGrid has the new value; treating as applied")
                 return after
             raise
+
+
+LOG_FILE_ENV = "SENDGRID_PROVIDER_LOG"
+LOG_LEVEL_ENV = "SENDGRID_PROVIDER_LOG_LEVEL"
+
+
+def _log_to_file_if_asked() -> None:
+    """SENDGRID_PROVIDER_LOG=<file> sends this package's and urllib3's logs there (level from
+    SENDGRID_PROVIDER_LOG_LEVEL, default DEBUG). The provider process's stderr is the engine's."""
+    path = os.environ.get(LOG_FILE_ENV)
+    if not path:
+        return
+    level = os.environ.get(LOG_LEVEL_ENV, "DEBUG").upper()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+    for name in ("provider", "urllib3"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+            logger.addHandler(handler)
+            logger.setLevel(level)
 
 
 _PROVIDER = ClickTrackingProvider()
