@@ -150,7 +150,7 @@ def test_persistent_fault_fails_cleanly_then_converges(
         op=op,
         mode="persistent",
         outcome="failed cleanly, converged",
-        error=message.split(". Hint:")[0],
+        error=message.split(". Hint:", maxsplit=1)[0],
         requests=len(emulator.state.request_log()),
     )
 
