@@ -68,16 +68,16 @@ def self_signed_server(tmp_path: Path) -> Iterator[str]:
     server.server_close()
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        {},
-        {"CURL_CA_BUNDLE": ""},
-        {"REQUESTS_CA_BUNDLE": ""},
-        {"PYTHONHTTPSVERIFY": "0"},
-        {"SENDGRID_VERIFY_TLS": "false"},
-    ],
-)
+ENVIRONMENTS: list[dict[str, str]] = [
+    {},
+    {"CURL_CA_BUNDLE": ""},
+    {"REQUESTS_CA_BUNDLE": ""},
+    {"PYTHONHTTPSVERIFY": "0"},
+    {"SENDGRID_VERIFY_TLS": "false"},
+]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_an_untrusted_certificate_is_refused(
     self_signed_server: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], waits: list[float]
 ) -> None:
