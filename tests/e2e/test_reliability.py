@@ -161,6 +161,7 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
     time.sleep(0.5)
     deployment = project.export()["deployment"]
     pending = sorted(op["resource"]["urn"].rsplit("::", 1)[1] for op in deployment.get("pending_operations", []))
+    recovery: list[tuple[str, ...]]
     if sig == signal.SIGINT:
         assert "update canceled" in output
         assert pending == []  # Pulumi finished what was in flight and recorded it

@@ -140,7 +140,8 @@ def test_persistent_fault_fails_cleanly_then_converges(
     assert alice(emulator) is START[op]
     assert effective_changes(emulator) == 0
     emulator.state.clear_faults()
-    assert provider.read("global/alice", recorded(START[op], True)).outs["enabled"] is START[op]
+    refreshed = provider.read("global/alice", recorded(START[op], True)).outs
+    assert refreshed is not None and refreshed["enabled"] is START[op]
     run(op, provider)  # the next run converges
     assert alice(emulator) is expected
     record(

@@ -1,0 +1,1 @@
+"""GitOps pipeline commands: preview (review), deploy (merge) and drift-check (schedule)."""

@@ -1,0 +1,166 @@
+"""Issue 7: the GitOps scripts end to end through the real engine, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator import Emulator, EmulatorState
+
+from ..conftest import TEST_KEY
+from .conftest import ROOT, PulumiProject
+
+
+def pipeline(
+    project: PulumiProject, command: str, stack: str = "dev", env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    result = subprocess.run(
+        [str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir)],
+        env={**project.env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    project.outputs.append(result.stdout + result.stderr)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def write_fleet(project: PulumiProject, stack: str, fleet: dict[str, Any]) -> None:
+    (project.dir / "fleets").mkdir(exist_ok=True)
+    (project.dir / "fleets" / f"{stack}.yaml").write_text(yaml.safe_dump(fleet))
+    stack_file = project.dir / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
+    data = data or {}
+    data["config"] = {"sendgrid-click-tracking:fleetFile": f"fleets/{stack}.yaml"}
+    stack_file.write_text(yaml.safe_dump(data))
+
+
+FLEET = {
+    "parent": {"enabled": True},
+    "subusers": [{"username": "alice", "enabled": False}, {"username": "carol", "enabled": True, "region": "eu"}],
+}
+
+
+def test_review_merge_schedule(project: PulumiProject) -> None:
+    write_fleet(project, "dev", FLEET)
+    code, first, _ = pipeline(project, "deploy")
+    assert code == 0 and first["ok"] and first["mode"] == "sendgrid"
+    assert {a["account"]: a["enabled"] for a in first["accounts"]} == {
+        "global": True,
+        "global/alice": False,
+        "eu/carol": True,
+    }
+
+    project.api_log()
+    code, clean, _ = pipeline(project, "preview")
+    assert code == 0 and clean["changes"] == []  # a clean preview reports no changes
+    assert project.api_log() == []  # and sends nothing
+
+    changed = {**FLEET, "subusers": [{"username": "alice", "enabled": True}, {"username": "bob", "enabled": False}]}
+    write_fleet(project, "dev", changed)
+    code, review, summary = pipeline(project, "preview")
+    assert code == 0
+    by_account = {c["account"]: c for c in review["changes"]}
+    assert by_account["global/alice"]["op"] == "update"
+    assert by_account["global/alice"]["changes"] == {"enabled": {"recorded": False, "desired": True}}
+    assert by_account["global/bob"]["op"] == "create"
+    assert by_account["eu/carol"]["op"] == "delete"
+    assert "update   global/alice: enabled False -> True" in summary
+    assert project.api_log() == []
+
+    code, deployed, _ = pipeline(project, "deploy")
+    assert code == 0 and deployed["summary"] == {
+        "create": 1,
+        "delete": 1,
+        "same": 2,
+        "update": 1,
+    }  # same: parent, stack
+    state = project.emulator.state.snapshot()
+    assert state["global"]["subusers"]["alice"]["click"]["enabled"] is True
+    assert state["global"]["subusers"]["bob"]["click"]["enabled"] is False
+
+    code, quiet, _ = pipeline(project, "drift-check")
+    assert code == 0 and quiet["drift"] == [] and quiet["checked"] == 3
+
+    project.emulator.state.set_out_of_band("global", "bob", "click", {"enabled": True})  # someone used the UI
+    project.api_log()
+    code, drift, summary = pipeline(project, "drift-check")
+    assert code == 2
+    assert drift["drift"] == [
+        {"account": "global/bob", "desired": False, "live": True, "recorded": False, "resource": "subuser-bob"}
+    ]
+    assert "global/bob: recorded enabled=False, live enabled=True" in summary
+    assert all(method == "GET" for method, _, _ in project.api_log())  # the check changed nothing
+
+    code, _, _ = pipeline(project, "deploy")
+    assert code == 0
+    assert project.emulator.state.snapshot()["global"]["subusers"]["bob"]["click"]["enabled"] is False
+    assert pipeline(project, "drift-check")[0] == 0
+
+
+def test_errors_exit_1_with_the_reason(project: PulumiProject) -> None:
+    write_fleet(project, "dev", {"subusers": [{"username": "alice", "enabled": "yes"}]})
+    code, result, _ = pipeline(project, "preview")
+    assert code == 1 and result["ok"] is False
+    assert any("subusers[0].enabled: must be true or false (unquoted), got 'yes'" in e for e in result["errors"])
+    code, result, _ = pipeline(project, "deploy", stack="missing-stack")
+    assert code == 1 and "stack 'missing-stack' not found" in result["errors"][0]
+    write_fleet(project, "dev", FLEET)
+    code, result, _ = pipeline(project, "deploy", env={"SENDGRID_API_KEY": "SG.wrong-pipeline-key"})
+    assert code == 1 and not result["ok"]
+    assert any("failed (401)" in e for e in result["errors"])
+    assert "wrong-pipeline-key" not in json.dumps(result)
+
+
+def test_emulator_is_the_default(project: PulumiProject) -> None:
+    env = {k: v for k, v in project.env.items() if not k.startswith(("SENDGRID_", "PULUMI_BACKEND_URL"))}
+    env.pop("PULUMI_CONFIG_PASSPHRASE")
+    write_fleet(project, "local", {"subusers": [{"username": "alice", "enabled": False}]})
+    result = subprocess.run(
+        [str(ROOT / "pipelines" / "deploy"), "--stack", "local", "--project-dir", str(project.dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    payload = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert payload["mode"] == "emulator"
+    assert payload["accounts"] == [
+        {"account": "global/alice", "enabled": False, "original_enabled": True, "resource": "subuser-alice"}
+    ]
+    assert (project.dir / ".pulumi-state" / "emulator.json").exists()  # the emulator's world persists
+
+
+def test_promotion_from_dev_to_prod(project: PulumiProject, tmp_path: Path) -> None:
+    prod_state = EmulatorState(api_keys=[TEST_KEY])
+    prod_state.add_subuser("global", "alice", enabled=True)
+    with Emulator(prod_state) as prod_sendgrid:  # prod is another SendGrid account
+        prod_env = {"SENDGRID_BASE_URL": prod_sendgrid.base_url, "SENDGRID_EU_BASE_URL": prod_sendgrid.eu_base_url}
+        project.run("stack", "init", "prod")
+        start = {"subusers": [{"username": "alice", "enabled": True}]}
+        write_fleet(project, "dev", start)
+        write_fleet(project, "prod", start)
+        assert pipeline(project, "deploy")[0] == 0
+        assert pipeline(project, "deploy", stack="prod", env=prod_env)[0] == 0
+
+        change = {"subusers": [{"username": "alice", "enabled": False}]}
+        write_fleet(project, "dev", change)  # first PR: dev only
+        assert [c["account"] for c in pipeline(project, "preview")[1]["changes"]] == ["global/alice"]
+        assert pipeline(project, "preview", stack="prod", env=prod_env)[1]["changes"] == []
+        assert pipeline(project, "deploy")[0] == 0
+
+        write_fleet(project, "prod", change)  # second PR: promote to prod
+        assert [c["account"] for c in pipeline(project, "preview", stack="prod", env=prod_env)[1]["changes"]] == [
+            "global/alice"
+        ]
+        assert pipeline(project, "deploy", stack="prod", env=prod_env)[0] == 0
+        assert prod_state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False
+        assert project.emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False
+        assert pipeline(project, "drift-check", stack="prod", env=prod_env)[0] == 0
