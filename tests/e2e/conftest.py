@@ -2,146 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from emulator import Emulator, EmulatorState
+from tools.pulumi_project import ROOT, PulumiProject, engine_bin
 
 from ..conftest import TEST_KEY
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSPHRASE = "e2e-test-passphrase"
-PROJECT = "sendgrid-click-tracking"
-
-
-def engine_bin() -> Path | None:
-    """Where `pulumi` and its plugins are: PULUMI_ENGINE_BIN (set by make), else the default cache."""
-    version = next(
-        line.split("==")[1].strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.startswith("pulumi==")
-    )
-    candidates = [os.environ.get("PULUMI_ENGINE_BIN", "")]
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    candidates.append(f"{cache}/sendgrid-click-tracking/pulumi-v{version}/bin")
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "pulumi").exists():
-            return Path(candidate)
-    return None
+__all__ = ["ROOT", "PulumiProject"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.engine)
-
-
-class PulumiProject:
-    """A copy of the program and provider in a temp dir, its own state backend and stack `dev`."""
-
-    def __init__(self, tmp: Path, emulator: Emulator, bin_dir: Path) -> None:
-        self.dir = tmp / "project"
-        self.state_dir = tmp / "state"
-        self.emulator = emulator
-        self.outputs: list[str] = []  # everything the CLI printed, for the secret audit
-        shutil.copytree(ROOT / "provider", self.dir / "provider", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "__main__.py", self.dir / "__main__.py")
-        venv = Path(sys.executable).parent.parent
-        (self.dir / "Pulumi.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "name": PROJECT,
-                    "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": str(venv)}},
-                }
-            )
-        )
-        self.state_dir.mkdir()
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("SENDGRID_", "PULUMI_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
-            },
-            # The virtualenv is found through Pulumi.yaml, as for a user: not on PATH, not activated.
-            "PATH": os.pathsep.join(
-                [str(bin_dir)] + [p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin"]
-            ),
-            "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
-            "PULUMI_HOME": str(tmp / "home"),
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "SENDGRID_API_KEY": TEST_KEY,
-            "SENDGRID_BASE_URL": emulator.base_url,
-            "SENDGRID_EU_BASE_URL": emulator.eu_base_url,
-            "SENDGRID_RETRY_BUDGET": "5",
-        }
-        self.run("stack", "init", "dev")
-
-    def run(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
-            cwd=self.dir,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        self.outputs.append(result.stdout + result.stderr)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"pulumi {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def set_fleet(self, parent: dict[str, Any] | None = None, subusers: list[dict[str, Any]] | None = None) -> None:
-        path = self.dir / "Pulumi.dev.yaml"
-        data = yaml.safe_load(path.read_text()) if path.exists() else {}
-        config = {k: v for k, v in (data.get("config") or {}).items() if not k.startswith(f"{PROJECT}:")}
-        if parent is not None:
-            config[f"{PROJECT}:parent"] = parent
-        if subusers is not None:
-            config[f"{PROJECT}:subusers"] = subusers
-        data["config"] = config
-        path.write_text(yaml.safe_dump(data, sort_keys=True))
-
-    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("up", "--yes", "--skip-preview", *extra, check=check)
-
-    def outputs_json(self) -> dict[str, Any]:
-        return dict(json.loads(self.run("stack", "output", "--json").stdout))
-
-    def export(self, *extra: str) -> dict[str, Any]:
-        return dict(json.loads(self.run("stack", "export", *extra).stdout))
-
-    def resources(self) -> dict[str, dict[str, Any]]:
-        """URN name → outputs, from the exported state."""
-        deployment = self.export()["deployment"]
-        return {
-            r["urn"].rsplit("::", 1)[1]: r.get("outputs", {})
-            for r in deployment.get("resources", [])
-            if r["type"].endswith("ClickTracking")
-        }
-
-    def api_log(self) -> list[tuple[str, str | None, Any]]:
-        """(method, on-behalf-of, body) of every API request since the last call."""
-        log = self.emulator.state.request_log()[self._seen :]
-        self._seen = len(self.emulator.state.request_log())
-        return [(e["method"], e["on_behalf_of"], e["body"]) for e in log]
-
-    _seen = 0
 
 
 @pytest.fixture(scope="session")

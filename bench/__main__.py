@@ -1,0 +1,352 @@
+"""`make bench`: every benchmark side by side in one run; writes bench/results/*.json and BENCHMARKS.md.
+
+All against the emulator on loopback. Figures are medians of several runs; the machine is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from emulator import Emulator, EmulatorState
+from provider.click_tracking import ClickTrackingProvider
+from tools.pulumi_project import ROOT, PulumiProject, engine_bin
+
+from .null_provider import PROGRAM as NULL_PROGRAM
+
+KEY = "SG.bench-key"
+RESULTS = ROOT / "bench" / "results"
+SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1,10,50,200").split(",")]
+LATENCY = 0.05
+SERVER_THREADS = 4  # pulumi.dynamic's provider server: ThreadPoolExecutor(max_workers=4)
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def stack(n: int, latency: float = 0.0, *, rate: tuple[int, float] | None = None) -> Iterator[PulumiProject]:
+    """A fresh project with N subusers (click tracking on) in a fresh emulator."""
+    state = EmulatorState(api_keys=[KEY], latency=latency)
+    if rate:
+        state.configure(rate_limit=rate[0], rate_window=rate[1])
+    for i in range(n):
+        state.add_subuser("global", f"u{i:03}", enabled=True)
+    bin_dir = engine_bin()
+    if bin_dir is None:
+        raise SystemExit("bench: the Pulumi engine is not built; run `make engine`")
+    with Emulator(state) as emulator, tempfile.TemporaryDirectory() as tmp:
+        project = PulumiProject(Path(tmp), emulator, bin_dir, api_key=KEY)
+        project.env["SENDGRID_RETRY_BUDGET"] = "300"
+        yield project
+
+
+def fleet(n: int, enabled: bool = False) -> list[dict[str, Any]]:
+    return [{"username": f"u{i:03}", "enabled": enabled} for i in range(n)]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def counts(project: PulumiProject) -> dict[str, int]:
+    log_ = project.api_log()
+    return {"GET": sum(m == "GET" for m, _, _ in log_), "PATCH": sum(m == "PATCH" for m, _, _ in log_)}
+
+
+# 1. requests per lifecycle operation -----------------------------------------------------------
+
+
+def requests_per_operation(n: int = 10) -> dict[str, Any]:
+    with stack(n) as project:
+        for i in range(0, n, 2):  # half the accounts already have the desired value
+            project.emulator.state.set_out_of_band("global", f"u{i:03}", "click", {"enabled": False})
+        project.set_fleet(subusers=fleet(n))
+        rows = []
+
+        def row(op: str, minimum: dict[str, int], run: Callable[[], Any]) -> None:
+            project.api_log()
+            run()
+            got = counts(project)
+            rows.append(
+                {
+                    "operation": op,
+                    "requests": got,
+                    "minimum": minimum,
+                    "excess": sum(got.values()) - sum(minimum.values()),
+                }
+            )
+
+        row("preview", {"GET": 0, "PATCH": 0}, lambda: project.run("preview"))
+        row("up (create)", {"GET": n, "PATCH": n // 2}, project.up)
+        row("up (no change)", {"GET": 0, "PATCH": 0}, project.up)
+        changed = fleet(n)
+        for entry in changed[:3]:
+            entry["enabled"] = True
+        project.set_fleet(subusers=changed)
+        row("up (update 3)", {"GET": 0, "PATCH": 3}, project.up)
+        row("refresh", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes", "--skip-preview"))
+        # restore: one PATCH for each account whose recorded value differs from its original, no more
+        to_restore = sum(o["enabled"] != o["original_enabled"] for o in project.resources().values())
+        row("destroy", {"GET": 0, "PATCH": to_restore}, lambda: project.run("destroy", "--yes", "--skip-preview"))
+    return {"subusers": n, "rows": rows}
+
+
+# 2. time against N, side by side ---------------------------------------------------------------
+
+
+@contextmanager
+def rss_watch(project_dir: Path) -> Iterator[dict[str, int]]:
+    """Peak RSS (VmHWM, kB) of the provider server processes started for a project."""
+    peak = {"kb": 0}
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"pulumi.dynamic" not in cmdline or os.readlink(f"/proc/{pid}/cwd") != str(project_dir):
+                        continue
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak["kb"] = max(peak["kb"], int(line.split()[1]))
+                except OSError:
+                    continue
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+def engine_run(n: int, variant: str) -> dict[str, float]:
+    with stack(n, LATENCY) as project:
+        if variant == "null":
+            shutil.copy(ROOT / "bench" / "null_provider.py", project.dir / "null_provider.py")
+            (project.dir / "__main__.py").write_text(NULL_PROGRAM)
+        project.set_fleet(subusers=fleet(n))
+        with rss_watch(project.dir) as peak:
+            up = timed(project.up)
+            destroy = timed(lambda: project.run("destroy", "--yes", "--skip-preview"))
+        return {"up": up, "destroy": destroy, "peak_rss_kb": peak["kb"]}
+
+
+def plain_script(n: int) -> float:
+    """What a user without IaC runs: the official client, N PATCHes one after another."""
+    from sendgrid import SendGridAPIClient
+
+    state = EmulatorState(api_keys=[KEY], latency=LATENCY)
+    for i in range(n):
+        state.add_subuser("global", f"u{i:03}", enabled=True)
+    with Emulator(state) as emulator:
+        client = SendGridAPIClient(api_key=KEY, host=emulator.base_url)
+
+        def run() -> None:
+            for i in range(n):
+                response = client.client.tracking_settings.click.patch(
+                    request_body={"enabled": False}, request_headers={"on-behalf-of": f"u{i:03}"}
+                )
+                assert response.status_code == 200
+
+        return timed(run)
+
+
+def time_against_n() -> dict[str, Any]:
+    rows = []
+    for n in SIZES:
+        runs: dict[str, list[dict[str, float]]] = {"ours": [], "null": []}
+        plain: list[float] = []
+        for repeat in range(REPEATS):
+            for variant in ("ours", "null"):
+                log(f"time: N={n} {variant} run {repeat + 1}/{REPEATS}")
+                runs[variant].append(engine_run(n, variant))
+            plain.append(plain_script(n))
+        med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in ("up", "destroy", "peak_rss_kb")} for v in runs}
+        floor_up = math.ceil(n / SERVER_THREADS) * LATENCY * 2  # GET + PATCH per account
+        floor_destroy = math.ceil(n / SERVER_THREADS) * LATENCY
+        rows.append(
+            {
+                "n": n,
+                "ours_up": med["ours"]["up"],
+                "null_up": med["null"]["up"],
+                "plain_script": statistics.median(plain),
+                "floor_up": floor_up,
+                "ours_destroy": med["ours"]["destroy"],
+                "null_destroy": med["null"]["destroy"],
+                "floor_destroy": floor_destroy,
+                "up_excess_over_floor": (med["ours"]["up"] - med["null"]["up"]) / floor_up,
+                "destroy_excess_over_floor": (med["ours"]["destroy"] - med["null"]["destroy"]) / floor_destroy,
+                "peak_rss_mb_ours": med["ours"]["peak_rss_kb"] / 1024,
+                "peak_rss_mb_null": med["null"]["peak_rss_kb"] / 1024,
+                "runs": runs,
+                "plain_runs": plain,
+            }
+        )
+    return {"latency_s": LATENCY, "server_threads": SERVER_THREADS, "repeats": REPEATS, "rows": rows}
+
+
+# 3. rate limit ---------------------------------------------------------------------------------
+
+
+def rate_limit(n: int = 200, limit: int = 20) -> dict[str, Any]:
+    with stack(n, rate=(limit, 1.0)) as project:
+        project.set_fleet(subusers=fleet(n))
+        result = project.up(check=False)
+        entries = project.emulator.state.request_log()
+    ok = [e for e in entries if e["status"] == 200]
+    limited = sum(e["status"] == 429 for e in entries)
+    other = len(entries) - len(ok) - limited
+    span = max(e["time"] for e in ok) - min(e["time"] for e in ok)
+    achieved = (len(ok) - 1) / span if span > 0 else float("inf")
+    return {
+        "subusers": n,
+        "limit_per_s": limit,
+        "pulumi_exit": result.returncode,
+        "requests": len(entries),
+        "ok": len(ok),
+        "rate_limited": limited,
+        "other_failures": other,
+        "needed": 2 * n,
+        "wasted_beyond_429_retries": len(entries) - 2 * n - limited,
+        "achieved_per_s": achieved,
+        "achieved_ratio": achieved / limit,
+    }
+
+
+# 4. handler overhead -----------------------------------------------------------------------------
+
+
+def handler_overhead(calls: int = 1000) -> dict[str, Any]:
+    state = EmulatorState(api_keys=[KEY], rate_limit=10**9)
+    state.add_subuser("global", "alice", enabled=True)
+    with Emulator(state) as emulator:
+        provider = ClickTrackingProvider()
+        os.environ["SENDGRID_API_KEY"] = KEY
+        os.environ["SENDGRID_BASE_URL"] = emulator.base_url
+        news = {"on_behalf_of": "alice", "region": "global", "on_delete": "restore"}
+
+        def ours() -> None:
+            for i in range(calls):
+                enabled = bool(i % 2)
+                provider.update(
+                    "global/alice", {"enabled": not enabled, "original_enabled": True}, {**news, "enabled": enabled}
+                )
+
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {KEY}", "on-behalf-of": "alice"}
+        url = emulator.base_url + "/v3/tracking_settings/click"
+
+        def bare() -> None:
+            for i in range(calls):
+                session.patch(url, json={"enabled": bool(i % 2)}, headers=headers, timeout=30).raise_for_status()
+
+        ours_runs, bare_runs = [], []
+        for _ in range(5):  # alternate, so drift in the machine hits both alike
+            bare_runs.append(timed(bare))
+            ours_runs.append(timed(ours))
+    ours_med, bare_med = statistics.median(ours_runs), statistics.median(bare_runs)
+    return {
+        "calls": calls,
+        "ours_s": ours_med,
+        "bare_requests_s": bare_med,
+        "ratio": ours_med / bare_med,
+        "ours_runs": ours_runs,
+        "bare_runs": bare_runs,
+    }
+
+
+# report --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    version = subprocess.run(
+        ["pulumi", "version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{engine_bin()}:{os.environ['PATH']}"},
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pulumi": version,
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def plot(times: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = times["rows"]
+    ns = [r["n"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in [
+        ("ours_up", "this provider: pulumi up"),
+        ("null_up", "null provider: pulumi up (engine floor)"),
+        ("plain_script", "plain script, official client (N PATCHes)"),
+        ("floor_up", "network floor: ceil(N/4) x 2 x latency"),
+    ]:
+        ax.plot(ns, [r[key] for r in rows], marker="o", label=label)
+    ax.set_xlabel("subusers (N)")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"Create N accounts, {int(times['latency_s'] * 1000)} ms emulator latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "time_vs_n.png", dpi=110)
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine()}
+    for name, fn in [
+        ("requests_per_operation", requests_per_operation),
+        ("handler_overhead", handler_overhead),
+        ("rate_limit", rate_limit),
+        ("time_against_n", time_against_n),
+    ]:
+        log(f"running {name}")
+        results[name] = fn()
+        (RESULTS / f"{name}.json").write_text(
+            json.dumps({"machine": results["machine"], name: results[name]}, indent=2, sort_keys=True)
+        )
+    plot(results["time_against_n"])
+    from .report import render
+
+    (ROOT / "BENCHMARKS.md").write_text(render(results), encoding="utf-8")
+    log("wrote BENCHMARKS.md and bench/results/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
