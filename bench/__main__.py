@@ -145,6 +145,15 @@ def rss_watch(project_dir: Path) -> Iterator[dict[str, int]]:
         thread.join()
 
 
+def api_phase(entries: list[dict[str, Any]]) -> tuple[float, float]:
+    """(seconds from the first request's start to the last one's end, mean requests in flight)."""
+    if not entries:
+        return 0.0, 0.0
+    ends = [e["time"] for e in entries]
+    span = max(ends) - (min(ends) - LATENCY)
+    return span, len(entries) * LATENCY / span
+
+
 def engine_run(n: int, variant: str) -> dict[str, float]:
     with stack(n, LATENCY) as project:
         if variant == "null":
@@ -153,8 +162,20 @@ def engine_run(n: int, variant: str) -> dict[str, float]:
         project.set_fleet(subusers=fleet(n))
         with rss_watch(project.dir) as peak:
             up = timed(project.up)
+            after_up = len(project.emulator.state.request_log())
             destroy = timed(lambda: project.run("destroy", "--yes", "--skip-preview"))
-        return {"up": up, "destroy": destroy, "peak_rss_kb": peak["kb"]}
+        entries = project.emulator.state.request_log()
+        up_api, up_in_flight = api_phase(entries[:after_up])
+        destroy_api, destroy_in_flight = api_phase(entries[after_up:])
+        return {
+            "up": up,
+            "destroy": destroy,
+            "peak_rss_kb": peak["kb"],
+            "up_api": up_api,
+            "up_in_flight": up_in_flight,
+            "destroy_api": destroy_api,
+            "destroy_in_flight": destroy_in_flight,
+        }
 
 
 def plain_script(n: int) -> float:
@@ -187,7 +208,8 @@ def time_against_n() -> dict[str, Any]:
                 log(f"time: N={n} {variant} run {repeat + 1}/{REPEATS}")
                 runs[variant].append(engine_run(n, variant))
             plain.append(plain_script(n))
-        med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in ("up", "destroy", "peak_rss_kb")} for v in runs}
+        keys = ("up", "destroy", "peak_rss_kb", "up_api", "up_in_flight", "destroy_api", "destroy_in_flight")
+        med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in keys} for v in runs}
         floor_up = math.ceil(n / SERVER_THREADS) * LATENCY * 2  # GET + PATCH per account
         floor_destroy = math.ceil(n / SERVER_THREADS) * LATENCY
         rows.append(
@@ -202,6 +224,10 @@ def time_against_n() -> dict[str, Any]:
                 "floor_destroy": floor_destroy,
                 "up_excess_over_floor": (med["ours"]["up"] - med["null"]["up"]) / floor_up,
                 "destroy_excess_over_floor": (med["ours"]["destroy"] - med["null"]["destroy"]) / floor_destroy,
+                "up_api": med["ours"]["up_api"],
+                "up_in_flight": med["ours"]["up_in_flight"],
+                "destroy_api": med["ours"]["destroy_api"],
+                "destroy_in_flight": med["ours"]["destroy_in_flight"],
                 "peak_rss_mb_ours": med["ours"]["peak_rss_kb"] / 1024,
                 "peak_rss_mb_null": med["null"]["peak_rss_kb"] / 1024,
                 "runs": runs,

@@ -25,16 +25,21 @@ def _value(state: dict[str, Any] | None, key: str, part: str) -> Any:
     return ((state or {}).get(part) or {}).get(key)
 
 
+def _failed(run: Run, command: str, data: dict[str, Any], stderr: str) -> int:
+    """Report a failed pulumi command: its error diagnostics as JSON, and exit 1."""
+    errors = errors_of(data, stderr)
+    emit(
+        {"command": command, "stack": run.stack, "mode": run.mode, "ok": False, "errors": errors},
+        [f"{command} of {run.stack} failed:", *[f"  {e}" for e in errors]],
+    )
+    return EXIT_ERROR
+
+
 def preview(run: Run) -> int:
     """For a change under review: the diff per account. Exit 0 with or without changes, 1 on errors."""
     code, data, stderr = run.pulumi_json("preview")
     if code != 0:
-        errors = errors_of(data, stderr)
-        emit(
-            {"command": "preview", "stack": run.stack, "mode": run.mode, "ok": False, "errors": errors},
-            [f"preview of {run.stack} failed:", *[f"  {e}" for e in errors]],
-        )
-        return EXIT_ERROR
+        return _failed(run, "preview", data, stderr)
     changes = []
     for step in data.get("steps", []):
         if not is_click_tracking(step) or step.get("op") == "same":
@@ -126,12 +131,7 @@ def drift_check(run: Run) -> int:
     """
     code, data, stderr = run.pulumi_json("preview", "--refresh")
     if code != 0:
-        errors = errors_of(data, stderr)
-        emit(
-            {"command": "drift-check", "stack": run.stack, "mode": run.mode, "ok": False, "errors": errors},
-            [f"drift check of {run.stack} failed:", *[f"  {e}" for e in errors]],
-        )
-        return EXIT_ERROR
+        return _failed(run, "drift-check", data, stderr)
     recorded: dict[str, dict[str, Any]] = {}
     changed: dict[str, dict[str, Any]] = {}
     for step in data.get("steps", []):
