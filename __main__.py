@@ -13,6 +13,13 @@ import yaml
 from provider import ClickTracking
 from provider.fleet import FleetConfigError, parse_fleet
 
+if pulumi.Config("sendgrid").get_secret("apiKey") is not None:
+    pulumi.log.warn(
+        "sendgrid:apiKey is set in stack config. Pulumi records a dynamic provider's stack config, encrypted, "
+        "in the state (`pulumi stack export --show-secrets` shows it), and refresh/destroy use that recorded "
+        "key unless PULUMI_RUN_PROGRAM=true. To keep the key out of the state, set SENDGRID_API_KEY instead."
+    )
+
 config = pulumi.Config()
 fleet_file = config.get("fleetFile")
 inline = {key: value for key in ("parent", "subusers") if (value := config.get_object(key)) is not None}

@@ -191,6 +191,9 @@ def test_secret_key_from_stack_config_is_nowhere(project: PulumiProject) -> None
     project.run("config", "set", "--secret", "sendgrid:apiKey", key)
     assert key not in (project.dir / "Pulumi.dev.yaml").read_text()  # encrypted at rest
     project.set_fleet(parent={"enabled": False})
+    preview = project.run("preview")
+    assert "sendgrid:apiKey is set in stack config" in preview.stdout  # the user is told, at preview
+    assert "set SENDGRID_API_KEY instead" in preview.stdout
     project.up()
     # The engine records a dynamic provider's whole stack config as the default provider's inputs
     # (encrypted; pkg/resource/deploy/target.go, GetPackageConfig). Nothing else holds the key.
