@@ -130,7 +130,15 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
     if by["interruption"]:
         out += ["", "## Interruption", ""]
         out += _table(
-            ["signal", "recovery the user runs", "converged", "applied twice", "pending creates", "originals lost"],
+            [
+                "signal",
+                "recovery the user runs",
+                "converged",
+                "applied twice",
+                "pending creates",
+                "originals lost",
+                "empty .attrs sidecar removed",
+            ],
             [
                 [
                     i["signal"],
@@ -139,12 +147,16 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
                     i["applied_twice"],
                     i["pending_creates"],
                     i["originals_lost"],
+                    i.get("empty_sidecar_removed", False),
                 ]
                 for i in by["interruption"]
             ],
         )
         out += [
             "",
+            "A kill during a checkpoint write can leave a `file://` backend's `<stack>.json.attrs` sidecar empty",
+            "(`failed to load checkpoint: EOF`); the state file itself is written atomically and is intact, and",
+            "deleting the empty sidecar (README, *Interrupted runs*) restores it.",
             "After SIGKILL, a create killed between its PATCH and Pulumi's checkpoint is re-adopted; its",
             "`original_enabled` is then the new value (the setting itself is right and changed once).",
         ]
