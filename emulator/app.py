@@ -173,11 +173,8 @@ class EmulatorApp:
         if kind == "malformed":
             return Response('{"enabled": tru', status=200, content_type=JSON)
         if kind in ("429", "429-no-reset"):
-            limit = self.state.rate_limit
-            headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
-            if kind == "429":
-                headers["X-RateLimit-Reset"] = str(int(time.time()) + 1)
-            return _json(TooManyRequests().body(), 429, headers)
+            exhausted = RateDecision(False, self.state.rate_limit, 0, int(time.time()) + 1)
+            return _json(TooManyRequests().body(), 429, _rate_headers(exhausted, with_reset=kind == "429"))
         status = int(kind)
         return _json({"errors": [{"field": None, "message": f"fault {status}"}]}, status, _rate_headers(decision))
 

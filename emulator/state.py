@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import AccessForbidden, AuthorizationRequired, BadRequest, InvalidGrant, TooManyRequests
+from .errors import AccessForbidden, AuthorizationRequired, BadRequest, InvalidGrant
 
 WORLDS = ("global", "eu")
 DEFAULT_API_KEY = "SG.emulator-local-dev-key"
@@ -409,7 +409,3 @@ class EmulatorState:
                 }
                 for name, w in self.worlds.items()
             }
-
-
-def too_many_requests() -> TooManyRequests:
-    return TooManyRequests()

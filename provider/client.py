@@ -27,7 +27,6 @@ from urllib3.util.retry import Retry
 
 from ._version import __version__
 from .errors import (
-    APIError,
     MalformedResponseError,
     TransportError,
     error_class_for,
@@ -318,4 +317,4 @@ def _parse_click(payload: Any, method: str, on_behalf_of: str | None) -> ClickTr
     return ClickTrackingSettings(enabled=enabled, enable_text=enable_text)
 
 
-__all__ = ["APIError", "ClickTrackingSettings", "SendGridClient", "SendGridRetry", "make_retry"]
+__all__ = ["ClickTrackingSettings", "SendGridClient", "SendGridRetry", "make_retry"]

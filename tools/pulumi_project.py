@@ -82,11 +82,10 @@ class PulumiProject:
         }
         self.run("stack", "init", "dev")
 
-    def run(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
+    def exec(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project with its environment; its output joins `outputs` (the audit)."""
         result = subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
+            argv,
             cwd=self.dir,
             env={**self.env, **(env or {})},
             capture_output=True,
@@ -95,6 +94,12 @@ class PulumiProject:
             check=False,
         )
         self.outputs.append(result.stdout + result.stderr)
+        return result
+
+    def run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = self.exec(["pulumi", *args, "--non-interactive"], env)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"pulumi {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"

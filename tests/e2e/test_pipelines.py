@@ -18,15 +18,7 @@ from .conftest import ROOT, PulumiProject
 def pipeline(
     project: PulumiProject, command: str, stack: str = "dev", env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
-    result = subprocess.run(
-        [str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir)],
-        env={**project.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    project.outputs.append(result.stdout + result.stderr)
+    result = project.exec([str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir)], env)
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
