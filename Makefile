@@ -23,10 +23,12 @@ help:
 	@echo "make lint | typecheck | fmt | bench | reliability | emulator | engine | clean"
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@# The package itself, editable: the program, tests, benchmarks and tools import it from provider/.
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 engine:
@@ -44,7 +46,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
-	$(BIN)/mypy --strict provider
+	$(BIN)/mypy --strict -p pulumi_sendgrid_tracking
 
 fmt: venv
 	$(BIN)/ruff format .
@@ -63,7 +65,7 @@ bench: venv engine
 	$(BIN)/python -m bench
 
 emulator: venv
-	$(BIN)/python -u -m emulator --verbose --seed emulator/seeds/demo.json
+	$(BIN)/python -u -m pulumi_sendgrid_tracking.emulator --verbose --seed tools/demo-seed.json
 
 clean:
 	rm -rf .pulumi-state .pytest_cache .mypy_cache .ruff_cache

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pulumi
 import yaml
-
-from provider import ClickTracking
-from provider.fleet import FleetConfigError, parse_fleet
+from pulumi_sendgrid_tracking import ClickTracking
+from pulumi_sendgrid_tracking.fleet import FleetConfigError, parse_fleet
 
 if pulumi.Config("sendgrid").get_secret("apiKey") is not None:
     pulumi.log.warn(

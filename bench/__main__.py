@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pulumi_sendgrid_tracking import ClickTrackingProvider
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
-from emulator import Emulator, EmulatorState
-from provider.click_tracking import ClickTrackingProvider
 from tools.pulumi_project import ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM

@@ -147,14 +147,14 @@ def environment(stack: str | None, project_dir: str | None) -> Iterator[Run]:
         yield run
         return
 
-    from emulator import EmulatorProcess  # noqa: PLC0415 - emulator mode only; pipeline mode never loads it
+    from pulumi_sendgrid_tracking.emulator import EmulatorProcess  # noqa: PLC0415 - emulator mode only; pipeline mode never loads it
 
     state = project / ".pulumi-state"
     state.mkdir(exist_ok=True)
     env.setdefault("PULUMI_BACKEND_URL", f"file://{state}")
     env.setdefault("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE)
     env.setdefault("PULUMI_HOME", str(state / "home"))
-    seed = ROOT / "emulator" / "seeds" / "demo.json"
+    seed = ROOT / "tools" / "demo-seed.json"
     with EmulatorProcess("--seed", str(seed), "--state-file", str(state / "emulator.json")) as emulator:
         env.update(
             {

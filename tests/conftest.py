@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
-
-from emulator import Emulator, EmulatorState
-from provider import ClickTrackingProvider, settings
-from provider import client as client_mod
+from pulumi_sendgrid_tracking import ClickTrackingProvider
+from pulumi_sendgrid_tracking import client as client_mod
+from pulumi_sendgrid_tracking import config as settings
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
 TEST_KEY = "SG.test-key"
 OTHER_KEY = "SG.rotated-test-key"

@@ -8,10 +8,9 @@ from typing import Any
 import pulumi
 import pytest
 import requests_mock
-
-from provider import ClickTrackingProvider, SendGridError
-from provider.click_tracking import resource_id
-from provider.errors import ConfigurationError, PermissionDeniedError, ServerError
+from pulumi_sendgrid_tracking import ClickTrackingProvider, SendGridError
+from pulumi_sendgrid_tracking.click_tracking import resource_id
+from pulumi_sendgrid_tracking.errors import ConfigurationError, PermissionDeniedError, ServerError
 
 from .conftest import OTHER_KEY, TEST_KEY, configured
 

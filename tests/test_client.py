@@ -7,9 +7,8 @@ import json
 import pytest
 import requests
 import requests_mock
-
-from provider import errors
-from provider.client import CLICK_PATH, USER_AGENT, ClickTrackingSettings, SendGridClient
+from pulumi_sendgrid_tracking import __version__, errors
+from pulumi_sendgrid_tracking.client import CLICK_PATH, USER_AGENT, ClickTrackingSettings, SendGridClient
 
 from .conftest import TEST_KEY
 
@@ -30,7 +29,7 @@ def test_get_sends_bearer_user_agent_and_no_on_behalf_of(client: SendGridClient)
     assert (sent.method, sent.url) == ("GET", URL)
     assert sent.headers["Authorization"] == f"Bearer {TEST_KEY}"
     assert sent.headers["User-Agent"] == USER_AGENT
-    assert USER_AGENT.startswith("sendgrid-click-tracking-pulumi/0.1.0 ")
+    assert USER_AGENT.startswith(f"pulumi-sendgrid-tracking/{__version__} ")
     assert "on-behalf-of" not in sent.headers
     assert sent.body is None
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from emulator import Emulator, EmulatorState, Fault
-from provider import client as client_mod
-from provider import errors
-from provider.client import CLICK_PATH, SendGridClient
+from pulumi_sendgrid_tracking import client as client_mod
+from pulumi_sendgrid_tracking import errors
+from pulumi_sendgrid_tracking.client import CLICK_PATH, SendGridClient
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
 
 from .conftest import TEST_KEY
 

@@ -15,13 +15,12 @@ import yaml
 from hypothesis import HealthCheck, settings
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
-
-from emulator import Emulator, EmulatorState
 
 from .conftest import TEST_KEY
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "emulator" / "spec" / "tsg_tracking_settings_v3.yaml"
+SPEC_PATH = Path(__file__).resolve().parent / "spec" / "tsg_tracking_settings_v3.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 ERROR_ENVELOPE = {

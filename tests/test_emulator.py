@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import requests
-
-from emulator import AdminClient, Emulator, EmulatorProcess, EmulatorState, Fault
-from emulator.errors import AccessForbidden, AuthorizationRequired, BadRequest, InvalidGrant
-from emulator.state import RateLimiter, validate_patch
+from pulumi_sendgrid_tracking.emulator import AdminClient, Emulator, EmulatorProcess, EmulatorState, Fault
+from pulumi_sendgrid_tracking.emulator.errors import AccessForbidden, AuthorizationRequired, BadRequest, InvalidGrant
+from pulumi_sendgrid_tracking.emulator.state import RateLimiter, validate_patch
 
 from .conftest import TEST_KEY
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from provider import errors
-from provider.errors import ErrorDetail
+from pulumi_sendgrid_tracking import errors
+from pulumi_sendgrid_tracking.errors import ErrorDetail
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from provider.fleet import parse_fleet
+from pulumi_sendgrid_tracking.fleet import parse_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 

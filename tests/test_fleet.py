@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from provider.fleet import FleetConfigError, FleetEntry, parse_fleet
+from pulumi_sendgrid_tracking.fleet import FleetConfigError, FleetEntry, parse_fleet
 
 
 def test_a_full_fleet() -> None:

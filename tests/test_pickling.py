@@ -6,38 +6,38 @@ import base64
 import os
 import subprocess
 import sys
-from pathlib import Path
+import tempfile
 
 from pulumi.dynamic.dynamic import serialize_provider
 
 from .conftest import TEST_KEY, configured
 
-ROOT = Path(__file__).resolve().parent.parent
-
 SERIALIZE = """
 import os
 from pulumi.dynamic.dynamic import serialize_provider
-from provider.click_tracking import _PROVIDER
-print(serialize_provider(_PROVIDER))
+from pulumi_sendgrid_tracking.resources import _CLICK_PROVIDER
+print(serialize_provider(_CLICK_PROVIDER))
 """
 
 LOAD = """
 import base64, sys, dill
 provider = dill.loads(base64.b64decode(sys.stdin.read()))
-from provider import ClickTrackingProvider
+from pulumi_sendgrid_tracking import ClickTrackingProvider
 assert type(provider) is ClickTrackingProvider, type(provider)
 print(provider.check({}, {"enabled": True}).inputs)
 """
 
 
 def run_python(code: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+    """Run code in a fresh interpreter, outside the clone and without PYTHONPATH (the installed package)."""
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", code],
         input=stdin,
         capture_output=True,
         text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=tempfile.gettempdir(),
+        env={**base, **(env or {})},
         check=True,
         timeout=60,
     )
@@ -46,7 +46,7 @@ def run_python(code: str, stdin: str = "", env: dict[str, str] | None = None) ->
 
 def test_pickled_by_reference_and_small() -> None:
     raw = base64.b64decode(serialize_provider(configured({"sendgrid:apiKey": TEST_KEY})))
-    assert b"provider.click_tracking" in raw
+    assert b"pulumi_sendgrid_tracking.providers" in raw
     assert b"ClickTrackingProvider" in raw
     assert len(raw) < 200  # a reference to the class, not its code
 

@@ -16,15 +16,13 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
-
-from emulator import Emulator
-from provider.click_tracking import _PROVIDER
+from pulumi_sendgrid_tracking.emulator import Emulator
+from pulumi_sendgrid_tracking.resources import _CLICK_PROVIDER
 
 from .conftest import PROJECT, TEST_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
 TYPE = "pulumi-python:dynamic/sendgrid:ClickTracking"
-PICKLED = serialize_provider(_PROVIDER)
+PICKLED = serialize_provider(_CLICK_PROVIDER)
 
 
 def struct(props: dict[str, Any]) -> Any:
@@ -40,11 +38,13 @@ def urn(name: str) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+def server(tmp_path: Path) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+    # Outside the clone and without PYTHONPATH: the provider comes from the installed package.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.dynamic"],
-        cwd=ROOT,
-        env={**os.environ, "PULUMI_PROJECT": PROJECT, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        env={**env, "PULUMI_PROJECT": PROJECT},
         stdout=subprocess.PIPE,
         text=True,
     )

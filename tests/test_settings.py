@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from provider import settings
-from provider.errors import ConfigurationError
+from pulumi_sendgrid_tracking import config as settings
+from pulumi_sendgrid_tracking.errors import ConfigurationError
 
 from .conftest import TEST_KEY
 

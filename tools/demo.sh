@@ -12,7 +12,7 @@ export PULUMI_CONFIG_PASSPHRASE="demo-passphrase-not-a-secret"  # matches Pulumi
 unset SENDGRID_REGION SENDGRID_RETRY_BUDGET SENDGRID_REQUEST_TIMEOUT
 export SENDGRID_API_KEY="SG.emulator-local-dev-key"  # the emulator's default key, not a real one
 
-coproc EMULATOR { exec "$root/.venv/bin/python" -u -m emulator --seed emulator/seeds/demo.json --state-file "$state/emulator.json"; }
+coproc EMULATOR { exec "$root/.venv/bin/python" -u -m pulumi_sendgrid_tracking.emulator --seed tools/demo-seed.json --state-file "$state/emulator.json"; }
 emulator_pid=$EMULATOR_PID
 trap 'kill "$emulator_pid" 2>/dev/null; wait "$emulator_pid" 2>/dev/null || true' EXIT
 read -r base_url <&"${EMULATOR[0]}"
@@ -29,7 +29,7 @@ echo
 echo "demo: the emulator's click tracking settings after the run"
 "$root/.venv/bin/python" - "$base_url" <<'PY'
 import sys
-from emulator import AdminClient
+from pulumi_sendgrid_tracking.emulator import AdminClient
 state = AdminClient(sys.argv[1]).state()
 for world, data in state.items():
     print(f"  {world:6} parent    enabled={data['parent']['click']['enabled']}")

@@ -1,7 +1,8 @@
 """A throwaway Pulumi project run by the real CLI against an emulator: for e2e tests and benchmarks.
 
-It copies the program and the provider into a directory of its own, with its own file state
-backend and stack `dev`, and finds its virtualenv through Pulumi.yaml, as a user's would.
+It copies the program (not the provider: that is the package installed in the virtualenv, as for
+a user) into a directory of its own, with its own file state backend and stack `dev`, and finds
+its virtualenv through Pulumi.yaml, as a user's would.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from emulator import Emulator
+from pulumi_sendgrid_tracking.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "e2e-test-passphrase"  # noqa: S105 - a throwaway local stack's passphrase
@@ -41,14 +41,14 @@ def engine_bin() -> Path | None:
 
 
 class PulumiProject:
-    """A copy of the program and provider in a temp dir, its own state backend and stack `dev`."""
+    """A copy of the program in a temp dir, its own state backend and stack `dev`."""
 
     def __init__(self, tmp: Path, emulator: Emulator, bin_dir: Path, api_key: str = DEFAULT_KEY) -> None:
         self.dir = tmp / "project"
         self.state_dir = tmp / "state"
         self.emulator = emulator
         self.outputs: list[str] = []  # everything the CLI printed, for the secret audit
-        shutil.copytree(ROOT / "provider", self.dir / "provider", ignore=shutil.ignore_patterns("__pycache__"))
+        self.dir.mkdir(parents=True)
         shutil.copy(ROOT / "__main__.py", self.dir / "__main__.py")
         venv = Path(sys.executable).parent.parent
         (self.dir / "Pulumi.yaml").write_text(

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
-from emulator import Emulator, EmulatorState
 from tools.pulumi_project import ROOT, PulumiProject, engine_bin
 
 from ..conftest import TEST_KEY

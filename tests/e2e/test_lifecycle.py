@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from emulator import Fault
+import pulumi_sendgrid_tracking
+from pulumi_sendgrid_tracking.emulator import Fault
 
 from .conftest import PulumiProject
 
 SINGLE = """
 import pulumi
-from provider import ClickTracking
+from pulumi_sendgrid_tracking import ClickTracking
 
 config = pulumi.Config()
 managed = ClickTracking("managed", enabled=config.require_bool("enabled"), on_behalf_of=config.get("who"))
@@ -66,9 +68,16 @@ def test_no_spurious_diff_after_up_nor_after_a_provider_code_change(project: Pul
     project.up()
     project.api_log()
     project.run("preview", "--expect-no-changes")
-    source = project.dir / "provider" / "click_tracking.py"
+    # A later version of the package: a copy with changed code, first on the path of every process.
+    upgraded = project.dir.parent / "upgraded"
+    shutil.copytree(
+        Path(pulumi_sendgrid_tracking.__file__).parent,
+        upgraded / "pulumi_sendgrid_tracking",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    source = upgraded / "pulumi_sendgrid_tracking" / "click_tracking.py"
     source.write_text(source.read_text() + "\n\ndef _refactored_helper() -> int:\n    return 42\n")
-    project.run("preview", "--expect-no-changes")
+    project.run("preview", "--expect-no-changes", env={"PYTHONPATH": str(upgraded)})
     assert project.api_log() == []
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from emulator import Emulator, EmulatorState
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
 from ..conftest import TEST_KEY
 from .conftest import ROOT, PulumiProject

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from emulator import Fault
+from pulumi_sendgrid_tracking.emulator import Fault
 
 from ..figures import record
 from .conftest import ROOT, PulumiProject
 
 DIRECT = """
 import pulumi
-from provider import ClickTracking
+from pulumi_sendgrid_tracking import ClickTracking
 
 ClickTracking("case", **(pulumi.Config().get_object("args") or {}))
 """

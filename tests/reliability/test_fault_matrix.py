@@ -6,9 +6,8 @@ import time
 from typing import Any
 
 import pytest
-
-from emulator import Emulator, Fault
-from provider import ClickTrackingProvider, errors
+from pulumi_sendgrid_tracking import ClickTrackingProvider, errors
+from pulumi_sendgrid_tracking.emulator import Emulator, Fault
 
 from ..conftest import TEST_KEY, configured
 from ..figures import record

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from provider import errors
-from provider.client import SendGridClient
+from pulumi_sendgrid_tracking import errors
+from pulumi_sendgrid_tracking.client import SendGridClient
 
 from ..conftest import TEST_KEY, configured
 from ..figures import record

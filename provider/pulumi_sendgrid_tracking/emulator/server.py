@@ -141,7 +141,7 @@ class AdminClient:
 
 
 class EmulatorProcess:
-    """`python -m emulator` in a subprocess on free loopback ports; stops it on exit."""
+    """`python -m pulumi_sendgrid_tracking.emulator` in a subprocess on free loopback ports; stops it on exit."""
 
     def __init__(self, *args: str, cwd: str | Path | None = None) -> None:
         self.args = args

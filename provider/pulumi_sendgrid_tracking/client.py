@@ -26,18 +26,18 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._version import __version__
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BUDGET
 from .errors import (
     MalformedResponseError,
     TransportError,
     error_class_for,
     parse_error_details,
 )
-from .settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BUDGET
 
 log = logging.getLogger(__name__)
 
 CLICK_PATH = "/v3/tracking_settings/click"
-USER_AGENT = f"sendgrid-click-tracking-pulumi/{__version__} python-requests/{requests.__version__}"
+USER_AGENT = f"pulumi-sendgrid-tracking/{__version__} python-requests/{requests.__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MALFORMED_BODY_RETRIES = 2
 POOL_SIZE = 16

@@ -20,12 +20,11 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
 
-from . import settings as settings_mod
+from . import config as settings_mod
 from .client import ClickTrackingSettings, SendGridClient
 from .errors import ConfigurationError, SendGridError, ServerError, TransportError
 
@@ -73,7 +72,7 @@ def validate_on_behalf_of(value: Any) -> str | None:
     return None
 
 
-class ClickTrackingProvider(ResourceProvider):
+class ClickTrackingLogic(ResourceProvider):
     """Manages the click tracking singleton of one account (parent or subuser) in one region.
 
     Pickled by reference and stateless when pickled: settings and HTTP clients live only in
@@ -304,48 +303,8 @@ def _log_to_file_if_asked() -> None:
     level = os.environ.get(LOG_LEVEL_ENV, "DEBUG").upper()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
-    for name in ("provider", "urllib3"):
+    for name in ("pulumi_sendgrid_tracking", "urllib3"):
         logger = logging.getLogger(name)
         if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
             logger.addHandler(handler)
             logger.setLevel(level)
-
-
-_PROVIDER = ClickTrackingProvider()
-
-
-class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
-    """Click tracking of the parent account or of one subuser, in one region."""
-
-    enabled: pulumi.Output[bool]
-    """Whether click tracking is on, as SendGrid last answered."""
-    enable_text: pulumi.Output[bool]
-    """Whether click tracking covers plain-text mail (read-only, from SendGrid)."""
-    on_behalf_of: pulumi.Output[str | None]
-    """The subuser (or `account-id <id>`); None for the parent account."""
-    region: pulumi.Output[str]
-    """`global` or `eu`."""
-    on_delete: pulumi.Output[str]
-    """What destroy does: restore, keep or disable."""
-    original_enabled: pulumi.Output[bool]
-    """The value found when this resource took the setting over."""
-
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        enabled: pulumi.Input[bool],
-        on_behalf_of: pulumi.Input[str] | None = None,
-        region: pulumi.Input[str] | None = None,
-        on_delete: pulumi.Input[str] = DEFAULT_ON_DELETE,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        props = {
-            "enabled": enabled,
-            "on_behalf_of": on_behalf_of,
-            "region": region,
-            "on_delete": on_delete,
-            "enable_text": None,
-            "original_enabled": None,
-        }
-        super().__init__(_PROVIDER, resource_name, props, opts)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .click_tracking import DEFAULT_ON_DELETE, ON_DELETE_MODES, validate_on_behalf_of
-from .settings import REGIONS
+from .config import REGIONS
 
 ENTRY_KEYS = ("username", "accountId", "enabled", "region", "onDelete")
 PARENT_KEYS = ("enabled", "region", "onDelete")

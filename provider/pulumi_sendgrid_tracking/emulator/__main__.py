@@ -1,4 +1,4 @@
-"""`python -m emulator`: serve the emulator on loopback; the first line printed is the base URL."""
+"""`python -m pulumi_sendgrid_tracking.emulator`: serve the emulator on loopback; prints the base URL first."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .state import DEFAULT_API_KEY, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW, Emu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pulumi_sendgrid_tracking.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="global API port (0 = a free port)")
     parser.add_argument("--eu-port", type=int, default=0, help="EU API port (0 = a free port)")
