@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest
+from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
 from pulumi_sendgrid_tracking import ClickTrackingProvider
 from pulumi_sendgrid_tracking import client as client_mod
 from pulumi_sendgrid_tracking import config as settings
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
+from pulumi_sendgrid_tracking.singleton import RUN
 
 TEST_KEY = "SG.test-key"
 OTHER_KEY = "SG.rotated-test-key"
@@ -48,11 +49,26 @@ def emulator() -> Iterator[Emulator]:
         yield running
 
 
-def configured(config: dict[str, Any]) -> ClickTrackingProvider:
+P = TypeVar("P", bound=ResourceProvider)
+
+
+@overload
+def configured(config: dict[str, Any]) -> ClickTrackingProvider: ...
+@overload
+def configured(config: dict[str, Any], cls: type[P]) -> P: ...
+def configured(config: dict[str, Any], cls: type[ResourceProvider] = ClickTrackingProvider) -> ResourceProvider:
     """A provider configured as the engine does, with `sendgrid:*` stack config."""
-    provider = ClickTrackingProvider()
+    provider = cls()
     provider.configure(ConfigureRequest(Config(config, PROJECT)))
     return provider
+
+
+@pytest.fixture(autouse=True)
+def fresh_run() -> Iterator[None]:
+    """Each test is a run of its own: no accounts claimed, no adoption records read."""
+    RUN.clear()
+    yield
+    RUN.clear()
 
 
 @pytest.fixture

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import requests
 import requests_mock
 from pulumi_sendgrid_tracking import __version__, errors
-from pulumi_sendgrid_tracking.client import CLICK_PATH, USER_AGENT, ClickTrackingSettings, SendGridClient
+from pulumi_sendgrid_tracking.client import USER_AGENT, SendGridClient
+from pulumi_sendgrid_tracking.tracking import CLICK, TrackingSetting
 
 from .conftest import TEST_KEY
 
+
+def get(client: SendGridClient, on_behalf_of: str | None = None, setting: TrackingSetting = CLICK) -> dict[str, Any]:
+    return client.get(setting.path, on_behalf_of, validate=setting.parse)
+
+
+def update(
+    client: SendGridClient, body: dict[str, Any], on_behalf_of: str | None = None, setting: TrackingSetting = CLICK
+) -> dict[str, Any]:
+    return client.update(setting.path, body, on_behalf_of, validate=setting.parse)
+
+
 BASE = "https://api.sendgrid.com"
-URL = BASE + CLICK_PATH
+URL = BASE + CLICK.path
 
 
 @pytest.fixture
@@ -24,7 +37,7 @@ def client() -> SendGridClient:
 def test_get_sends_bearer_user_agent_and_no_on_behalf_of(client: SendGridClient) -> None:
     with requests_mock.Mocker() as mock:
         mock.get(URL, json={"enabled": True, "enable_text": False})
-        assert client.get_click_tracking() == ClickTrackingSettings(enabled=True, enable_text=False)
+        assert get(client) == {"enabled": True, "enable_text": False}
     [sent] = mock.request_history
     assert (sent.method, sent.url) == ("GET", URL)
     assert sent.headers["Authorization"] == f"Bearer {TEST_KEY}"
@@ -38,7 +51,7 @@ def test_get_sends_bearer_user_agent_and_no_on_behalf_of(client: SendGridClient)
 def test_patch_sends_enabled_explicitly_false_included(client: SendGridClient, enabled: bool) -> None:
     with requests_mock.Mocker() as mock:
         mock.patch(URL, json={"enabled": enabled, "enable_text": True})
-        assert client.set_click_tracking(enabled, on_behalf_of="alice") == ClickTrackingSettings(enabled, True)
+        assert update(client, {"enabled": enabled}, on_behalf_of="alice") == {"enabled": enabled, "enable_text": True}
     [sent] = mock.request_history
     assert sent.method == "PATCH"
     assert json.loads(sent.body) == {"enabled": enabled}
@@ -50,21 +63,21 @@ def test_patch_sends_enabled_explicitly_false_included(client: SendGridClient, e
 def test_account_id_on_behalf_of_and_eu_host() -> None:
     eu = SendGridClient(TEST_KEY, "https://api.eu.sendgrid.com")
     with requests_mock.Mocker() as mock:
-        mock.get("https://api.eu.sendgrid.com" + CLICK_PATH, json={"enabled": False, "enable_text": False})
-        eu.get_click_tracking("account-id 42")
+        mock.get("https://api.eu.sendgrid.com" + CLICK.path, json={"enabled": False, "enable_text": False})
+        get(eu, "account-id 42")
     assert mock.request_history[0].headers["on-behalf-of"] == "account-id 42"
 
 
-def test_patch_refuses_non_bool_before_sending(client: SendGridClient) -> None:
-    with requests_mock.Mocker() as mock, pytest.raises(TypeError):
-        client.set_click_tracking("false", None)  # type: ignore[arg-type]
+def test_update_refuses_an_empty_body_before_sending(client: SendGridClient) -> None:
+    with requests_mock.Mocker() as mock, pytest.raises(ValueError, match="at least one field"):
+        update(client, {}, None)
     assert mock.call_count == 0
 
 
 @pytest.mark.parametrize(
     ("status", "message", "cls", "hint_part"),
     [
-        (400, "enabled must be a boolean", errors.BadRequestError, "`enabled` must be a boolean"),
+        (400, "enabled must be a boolean", errors.BadRequestError, "SendGrid rejected a field"),
         (401, "authorization required", errors.AuthenticationError, "sendgrid:apiKey"),
         (
             401,
@@ -84,10 +97,10 @@ def test_error_statuses_map_to_classes_with_sendgrid_text(
     with requests_mock.Mocker() as mock:
         mock.get(URL, status_code=status, json={"errors": [{"field": None, "message": message}]})
         with pytest.raises(cls) as info:
-            client.get_click_tracking()
+            get(client)
     assert type(info.value) is cls
     text = str(info.value)
-    assert text.startswith(f"GET {CLICK_PATH} failed ({status}): {message}. Hint: ")
+    assert text.startswith(f"GET {CLICK.path} failed ({status}): {message}. Hint: ")
     assert hint_part in text
     assert TEST_KEY not in text and "Bearer" not in text
     assert mock.call_count == 1
@@ -97,7 +110,7 @@ def test_error_without_json_body(client: SendGridClient) -> None:
     with requests_mock.Mocker() as mock:
         mock.get(URL, status_code=403, text="<html>nope</html>")
         with pytest.raises(errors.PermissionDeniedError, match=r"failed \(403\): no error message"):
-            client.get_click_tracking()
+            get(client)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +121,7 @@ def test_malformed_success_bodies_are_asked_again_then_reported(client: SendGrid
     with requests_mock.Mocker() as mock:
         mock.get(URL, text=body)
         with pytest.raises(errors.MalformedResponseError, match="returned a malformed body") as info:
-            client.get_click_tracking()
+            get(client)
     assert mock.call_count == 3
     assert TEST_KEY not in str(info.value)
 
@@ -116,7 +129,7 @@ def test_malformed_success_bodies_are_asked_again_then_reported(client: SendGrid
 def test_malformed_body_then_good_one(client: SendGridClient) -> None:
     with requests_mock.Mocker() as mock:
         mock.get(URL, [{"text": "oops"}, {"json": {"enabled": False, "enable_text": False}}])
-        assert client.get_click_tracking().enabled is False
+        assert get(client)["enabled"] is False
     assert mock.call_count == 2
 
 
@@ -124,8 +137,8 @@ def test_transport_errors_become_transport_error_without_the_key(client: SendGri
     with requests_mock.Mocker() as mock:
         mock.get(URL, exc=requests.ConnectTimeout)
         with pytest.raises(errors.TransportError) as info:
-            client.get_click_tracking("alice")
-    assert str(info.value).startswith(f"GET {CLICK_PATH} on behalf of 'alice' failed after 1 attempt(s): timed out")
+            get(client, "alice")
+    assert str(info.value).startswith(f"GET {CLICK.path} on behalf of 'alice' failed after 1 attempt(s): timed out")
     assert "pulumi refresh" in str(info.value)
     assert TEST_KEY not in str(info.value)
 
@@ -134,7 +147,7 @@ def test_no_redirects_followed(client: SendGridClient) -> None:
     with requests_mock.Mocker() as mock:
         mock.get(URL, status_code=302, headers={"Location": "https://elsewhere.example/steal"})
         with pytest.raises(errors.APIError, match=r"failed \(302\)"):
-            client.get_click_tracking()
+            get(client)
     assert mock.call_count == 1
 
 

@@ -69,4 +69,4 @@ def test_bytes_identical_across_runs_even_with_a_key_in_the_environment() -> Non
 
 def test_loads_in_a_fresh_process() -> None:
     out = run_python(LOAD, stdin=run_python(SERIALIZE))
-    assert out == "{'enabled': True, 'on_behalf_of': None, 'on_delete': 'restore', 'region': 'global'}"
+    assert out == "{'enabled': True, 'on_delete': 'restore', 'on_behalf_of': None, 'region': 'global'}"

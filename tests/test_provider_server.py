@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +17,36 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi_sendgrid_tracking import AdoptionProvider
 from pulumi_sendgrid_tracking.emulator import Emulator
 from pulumi_sendgrid_tracking.resources import _CLICK_PROVIDER
 
 from .conftest import PROJECT, TEST_KEY
+from .test_singleton import CASES
 
-TYPE = "pulumi-python:dynamic/sendgrid:ClickTracking"
 PICKLED = serialize_provider(_CLICK_PROVIDER)
+ADOPTION = serialize_provider(AdoptionProvider())
 
 
 def struct(props: dict[str, Any]) -> Any:
     return asyncio.run(rpc.serialize_properties(props, {}))
 
 
+def without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: without_none(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
+
+
 def plain(message: Any) -> dict[str, Any]:
     return dict(rpc.deserialize_properties(message))
 
 
-def urn(name: str) -> str:
-    return f"urn:pulumi:dev::{PROJECT}::{TYPE}::{name}"
+def urn(name: str, resource: str = "ClickTracking") -> str:
+    return f"urn:pulumi:dev::{PROJECT}::pulumi-python:dynamic/sendgrid:{resource}::{name}"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+@contextmanager
+def serve(tmp_path: Path) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+    """The provider server in a process of its own: one per engine run, as the engine starts it."""
     # Outside the clone and without PYTHONPATH: the provider comes from the installed package.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen(
@@ -59,6 +67,12 @@ def server(tmp_path: Path) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+    with serve(tmp_path) as stub:
+        yield stub
+
+
 def configure(stub: Any, emulator: Emulator, key: str = TEST_KEY) -> None:
     stub.Configure(
         provider_pb2.ConfigureRequest(
@@ -73,75 +87,93 @@ def configure(stub: Any, emulator: Emulator, key: str = TEST_KEY) -> None:
     )
 
 
-def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator) -> None:
-    emulator.state.add_subuser("global", "alice", enabled=True)
+@pytest.mark.parametrize("name", list(CASES))
+def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tmp_path: Path) -> None:
+    case = CASES[name]
+    setting = case.setting
+    emulator.state.add_subuser("global", "alice")
+    emulator.state.set_out_of_band("global", "alice", setting.name, case.answer())
     configure(server, emulator)
+
+    # The adoption record: checked, then created with one GET, sent nothing else.
+    record_news = {
+        "setting": setting.name,
+        "region": "global",
+        "on_behalf_of": "alice",
+        "observed": None,
+        "token": None,
+        "__provider": ADOPTION,
+    }
+    checked = server.Check(
+        provider_pb2.CheckRequest(urn=urn("click/global/alice", "Adoption"), olds=struct({}), news=struct(record_news))
+    )
+    assert list(checked.failures) == []
+    record = server.Create(provider_pb2.CreateRequest(urn=urn("r", "Adoption"), properties=checked.inputs))
+    record_outs = plain(record.properties)
+    assert record.id == f"{setting.name}/global/alice"
+    assert record_outs["observed"] == without_none(case.parsed())  # the engine's wire format drops nulls
+
+    pickled = serialize_provider(case.provider())
     news = {
-        "enabled": False,
+        **case.desired,
+        **dict.fromkeys(case.provider.output_only_keys()),
         "on_behalf_of": "alice",
         "region": None,
         "on_delete": None,
-        "enable_text": None,
-        "original_enabled": None,
-        "__provider": PICKLED,
+        "adoption": {"observed": record_outs["observed"], "token": record_outs["token"]},
+        "__provider": pickled,
     }
-
-    check = server.Check(provider_pb2.CheckRequest(urn=urn("a"), olds=struct({}), news=struct(news)))
+    check = server.Check(provider_pb2.CheckRequest(urn=urn("a", setting.resource), olds=struct({}), news=struct(news)))
     assert list(check.failures) == []
     inputs = plain(check.inputs)
-    assert inputs == {
-        "enabled": False,
-        "on_behalf_of": "alice",
-        "region": "global",
-        "on_delete": "restore",
-        "__provider": PICKLED,
-    }
-    assert emulator.state.request_log() == []  # check sends nothing
+    assert inputs == {**case.inputs(on_behalf_of="alice"), "adoption": news["adoption"], "__provider": pickled}
 
-    created = server.Create(provider_pb2.CreateRequest(urn=urn("a"), properties=struct(inputs)))
+    created = server.Create(provider_pb2.CreateRequest(urn=urn("a", setting.resource), properties=struct(inputs)))
     assert created.id == "global/alice"
     outs = plain(created.properties)
-    assert outs == {
-        "enabled": False,
-        "enable_text": False,
-        "on_behalf_of": "alice",
-        "region": "global",
-        "on_delete": "restore",
-        "original_enabled": True,
-        "__provider": PICKLED,
-    }
+    expected = case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice")
+    assert outs == without_none({**expected, "__provider": pickled})
 
-    same = server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(inputs)))
-    assert same.changes == provider_pb2.DiffResponse.DIFF_NONE
-    flipped = {**inputs, "enabled": True}
-    diff = server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(flipped)))
-    assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME
-    assert list(diff.replaces) == []
-    moved = {**inputs, "on_behalf_of": "bob"}
-    diff = server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(moved)))
-    assert list(diff.replaces) == ["on_behalf_of"] and diff.deleteBeforeReplace
-
-    emulator.state.set_out_of_band("global", "alice", "click", {"enabled": True})  # drift
+    drifted = {"enabled": not case.desired["enabled"]}
+    emulator.state.set_out_of_band("global", "alice", setting.name, drifted)
     read = server.Read(provider_pb2.ReadRequest(id=created.id, urn=urn("a"), properties=struct(outs)))
-    assert plain(read.properties)["enabled"] is True
-    assert plain(read.inputs)["enabled"] is True
+    assert plain(read.properties)["enabled"] is drifted["enabled"]
+    assert plain(read.inputs)["enabled"] is drifted["enabled"]
     outs = plain(read.properties)
 
     updated = server.Update(
         provider_pb2.UpdateRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(inputs))
     )
-    assert plain(updated.properties)["enabled"] is False
+    assert plain(updated.properties)["enabled"] is case.desired["enabled"]
 
-    server.Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn("a"), properties=updated.properties))
-    assert emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is True  # restored
+    # `pulumi destroy` is another run, with a provider process of its own.
+    with serve(tmp_path) as destroy:
+        configure(destroy, emulator)
+        destroy.Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn("a"), properties=updated.properties))
+    live = emulator.state.snapshot()["global"]["subusers"]["alice"][setting.name]
+    restorable = [k for k in case.desired if case.live.get(k) is not None]  # an absent url cannot be restored
+    assert {k: live.get(k) for k in restorable} == {k: case.live[k] for k in restorable}
+
+    # Diff is local. (After the delete: a diff claims the account for the run, and a resource of the
+    # program that claims an account is not restored by a delete in the same run.)
+    def diff(news: dict[str, Any]) -> Any:
+        return server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(news)))
+
+    outs = plain(updated.properties)
+    assert diff(inputs).changes == provider_pb2.DiffResponse.DIFF_NONE
+    flipped = diff({**inputs, "enabled": not case.desired["enabled"]})
+    assert (flipped.changes, list(flipped.replaces)) == (provider_pb2.DiffResponse.DIFF_SOME, [])
+    moved = diff({**inputs, "on_behalf_of": "bob"})
+    assert list(moved.replaces) == ["on_behalf_of"] and not moved.deleteBeforeReplace
 
     log = [(e["method"], e["on_behalf_of"], e["body"]) for e in emulator.state.request_log()]
+    restore = {k: case.live[k] for k, v in case.desired.items() if case.live.get(k) not in (None, v)}
     assert log == [
-        ("GET", "alice", None),  # create: adopt
-        ("PATCH", "alice", {"enabled": False}),  # create: set
+        ("GET", "alice", None),  # the adoption record reads once
+        ("PATCH", "alice", case.differing()),  # create sets the differing managed fields, with no second GET
         ("GET", "alice", None),  # read (refresh)
-        ("PATCH", "alice", {"enabled": False}),  # update
-        ("PATCH", "alice", {"enabled": True}),  # delete: restore
+        ("PATCH", "alice", {"enabled": case.desired["enabled"]}),  # update puts back what drifted
+        ("PATCH", "alice", restore),  # delete restores the managed fields
     ]
 
 

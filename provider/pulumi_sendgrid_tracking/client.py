@@ -1,6 +1,8 @@
 """SendGrid's tracking settings API over HTTP: session, auth, host, on-behalf-of, retries.
 
-Transport errors are translated into the SendGridError tree here and nowhere else.
+The transport knows no fields: `get(path)` and `update(path, body)` serve every setting; what a
+setting's answer must look like is passed in by the caller (`validate`), so that a malformed 2xx
+body is asked for again. Transport errors are translated into the SendGridError tree here and nowhere else.
 Retries (429, 500, 502, 503, 504, connection and read failures) are done by urllib3's
 Retry, extended to wait for SendGrid's `X-RateLimit-Reset` and to stop at a time budget.
 GET and PATCH are both retried: PATCH sets an absolute value, so repeating it is safe.
@@ -15,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Self
 
@@ -36,7 +37,6 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-CLICK_PATH = "/v3/tracking_settings/click"
 USER_AGENT = f"pulumi-sendgrid-tracking/{__version__} python-requests/{requests.__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MALFORMED_BODY_RETRIES = 2
@@ -48,14 +48,8 @@ _wall_clock: Callable[[], float] = time.time
 _sleep: Callable[[float], None] = time.sleep
 
 
-@dataclass(frozen=True)
-class ClickTrackingSettings:
-    """What SendGrid answers for GET and PATCH /v3/tracking_settings/click."""
-
-    enabled: bool
-    """Whether click tracking is on for HTML mail."""
-    enable_text: bool
-    """Whether click tracking is on for plain-text mail (read-only here)."""
+Validate = Callable[[dict[str, Any]], dict[str, Any]]
+"""Checks a 2xx answer's JSON object and returns what the caller keeps; raises ValueError if malformed."""
 
 
 class SendGridRetry(Retry):
@@ -211,33 +205,40 @@ class SendGridClient:
     def close(self) -> None:
         self._session.close()
 
-    def get_click_tracking(self, on_behalf_of: str | None = None) -> ClickTrackingSettings:
-        """GET the click tracking setting. Safe to retry."""
-        return self._call("GET", CLICK_PATH, None, on_behalf_of)
+    def get(self, path: str, on_behalf_of: str | None = None, *, validate: Validate | None = None) -> dict[str, Any]:
+        """GET a setting: SendGrid's JSON object, checked by `validate`. Safe to retry."""
+        return self._call("GET", path, None, on_behalf_of, validate)
 
-    def set_click_tracking(self, enabled: bool, on_behalf_of: str | None = None) -> ClickTrackingSettings:
-        """PATCH `{"enabled": enabled}` (always explicit, `false` included) and return SendGrid's answer.
+    def update(
+        self,
+        path: str,
+        body: dict[str, Any],
+        on_behalf_of: str | None = None,
+        *,
+        validate: Validate | None = None,
+    ) -> dict[str, Any]:
+        """PATCH `body` (sent as given: `false` and `""` included) and return SendGrid's answer.
 
-        Idempotent: repeating it leaves the same state. On TransportError or ServerError the
-        change may or may not have landed.
+        Idempotent: the body holds absolute values, so repeating it leaves the same state. On
+        TransportError or ServerError the change may or may not have landed.
         """
-        if not isinstance(enabled, bool):
-            raise TypeError("enabled must be a bool")
-        body = {"enabled": enabled}
-        return self._call("PATCH", CLICK_PATH, body, on_behalf_of)
+        if not body:
+            raise ValueError("an update needs at least one field")
+        return self._call("PATCH", path, body, on_behalf_of, validate)
 
     def _call(
-        self, method: str, path: str, body: dict[str, Any] | None, on_behalf_of: str | None
-    ) -> ClickTrackingSettings:
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        on_behalf_of: str | None,
+        validate: Validate | None,
+    ) -> dict[str, Any]:
         """One logical call: HTTP retries by urllib3, plus asking again on a malformed 2xx body."""
         for attempt in range(MALFORMED_BODY_RETRIES + 1):
             response = self._send(method, path, body, on_behalf_of)
             try:
-                try:
-                    payload = response.json()
-                except ValueError:
-                    raise MalformedResponseError(method, path, "not JSON", on_behalf_of=on_behalf_of) from None
-                return _parse_click(payload, method, on_behalf_of)
+                return _parse(response, method, path, on_behalf_of, validate)
             except MalformedResponseError:
                 if attempt == MALFORMED_BODY_RETRIES:
                     raise
@@ -305,16 +306,22 @@ def _describe(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
-def _parse_click(payload: Any, method: str, on_behalf_of: str | None) -> ClickTrackingSettings:
+def _parse(
+    response: requests.Response, method: str, path: str, on_behalf_of: str | None, validate: Validate | None
+) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise MalformedResponseError(method, path, "not JSON", on_behalf_of=on_behalf_of) from None
     if not isinstance(payload, dict):
-        raise MalformedResponseError(method, CLICK_PATH, "expected a JSON object", on_behalf_of=on_behalf_of)
-    enabled, enable_text = payload.get("enabled"), payload.get("enable_text")
-    if not isinstance(enabled, bool) or not isinstance(enable_text, bool):
+        raise MalformedResponseError(method, path, "expected a JSON object", on_behalf_of=on_behalf_of)
+    if validate is None:
+        return payload
+    try:
+        return validate(payload)
+    except ValueError as exc:
         shown = json.dumps(payload)[:200]
-        raise MalformedResponseError(
-            method, CLICK_PATH, f"`enabled` and `enable_text` must be booleans, got {shown}", on_behalf_of=on_behalf_of
-        )
-    return ClickTrackingSettings(enabled=enabled, enable_text=enable_text)
+        raise MalformedResponseError(method, path, f"{exc}, got {shown}", on_behalf_of=on_behalf_of) from None
 
 
-__all__ = ["ClickTrackingSettings", "SendGridClient", "SendGridRetry", "make_retry"]
+__all__ = ["SendGridClient", "SendGridRetry", "Validate", "make_retry"]

@@ -8,6 +8,7 @@
         ├── BadRequestError           400
         ├── AuthenticationError       401
         ├── PermissionDeniedError     403
+        │   └── AccountGoneError      403 for one account while the parent answers: the account seems gone
         ├── NotFoundError             404
         ├── RateLimitError            429 (still limited when the retry budget ran out)
         ├── DataResidencyError        451
@@ -120,7 +121,10 @@ class APIError(SendGridError):
 
 
 class BadRequestError(APIError):
-    hint = "SendGrid rejected the request body; `enabled` must be a boolean. If it was, report this as a provider bug."
+    hint = (
+        "SendGrid rejected a field of the request (named above); the provider checks every field before sending, "
+        "so if the value looks valid, report this as a provider bug."
+    )
 
 
 class AuthenticationError(APIError):
@@ -131,13 +135,43 @@ class AuthenticationError(APIError):
     )
 
 
+def _scope(method: str, path: str) -> str:
+    setting = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"tracking_settings.{setting}.{'update' if method == 'PATCH' else 'read'}"
+
+
 class PermissionDeniedError(APIError):
     def default_hint(self) -> str:
-        scope = "tracking_settings.click.update" if self.method == "PATCH" else "tracking_settings.click.read"
-        text = f"the key needs the {scope} scope"
+        text = f"the key needs the {_scope(self.method, self.path)} scope"
         if self.on_behalf_of:
             text += f", and {self.on_behalf_of!r} must be a subuser (or customer account) of the key's account"
         return text + "."
+
+
+class AccountGoneError(PermissionDeniedError):
+    """403 for one subuser or customer account while the same key reads the parent account.
+
+    The account was most likely deleted in SendGrid (or the key's account is not its parent).
+    """
+
+    def __init__(self, denied: PermissionDeniedError, resource_id: str) -> None:
+        self.resource_id = resource_id
+        super().__init__(
+            denied.status,
+            denied.method,
+            denied.path,
+            denied.errors,
+            on_behalf_of=denied.on_behalf_of,
+            attempts=denied.attempts,
+            hint=(
+                f"{denied.on_behalf_of!r} seems to be gone: SendGrid refuses it while the same key reads the parent "
+                "account, so it was probably deleted (or belongs to another parent). Two ways out: "
+                "(1) set on_delete to 'keep' for this resource (fleet: `onDelete: keep`) and run `pulumi up` "
+                "(no request is sent), then remove the resource and run `pulumi up` again: nothing is sent to the "
+                f"gone account; or (2) drop it from the state without touching SendGrid: `pulumi state delete <urn>` "
+                f"(the resource with ID {resource_id!r}; `pulumi stack --show-urns` lists the URNs)"
+            ),
+        )
 
 
 class NotFoundError(APIError):

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .click_tracking import DEFAULT_ON_DELETE, ON_DELETE_MODES, validate_on_behalf_of
-from .config import REGIONS
+from .inputs import DEFAULT_ON_DELETE, ON_DELETE_MODES, REGIONS
+from .inputs import on_behalf_of_problem as validate_on_behalf_of
 
 ENTRY_KEYS = ("username", "accountId", "enabled", "region", "onDelete")
 PARENT_KEYS = ("enabled", "region", "onDelete")

@@ -38,7 +38,7 @@ def test_preview_sends_nothing_then_up_applies(project: PulumiProject) -> None:
         subusers=[{"username": "alice", "enabled": False}, {"username": "carol", "enabled": True, "region": "eu"}],
     )
     preview = project.run("preview")
-    assert "+ 4 to create" in preview.stdout
+    assert "+ 7 to create" in preview.stdout  # the stack, and per account a record and the setting
     assert project.api_log() == []
 
     project.up()
@@ -75,7 +75,7 @@ def test_no_spurious_diff_after_up_nor_after_a_provider_code_change(project: Pul
         upgraded / "pulumi_sendgrid_tracking",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    source = upgraded / "pulumi_sendgrid_tracking" / "click_tracking.py"
+    source = upgraded / "pulumi_sendgrid_tracking" / "singleton.py"
     source.write_text(source.read_text() + "\n\ndef _refactored_helper() -> int:\n    return 42\n")
     project.run("preview", "--expect-no-changes", env={"PYTHONPATH": str(upgraded)})
     assert project.api_log() == []
@@ -109,11 +109,11 @@ def test_changing_on_behalf_of_replaces(project: PulumiProject) -> None:
     preview = project.run("preview", "--diff")
     assert "+-1 to replace" in preview.stdout or "1 to replace" in preview.stdout
     project.up()
-    # Delete before replace: alice gets her original back, then bob is adopted.
+    # Bob's record reads his setting before anything changes, bob is set, then alice gets her original back.
     assert project.api_log() == [
-        ("PATCH", "alice", {"enabled": True}),
         ("GET", "bob", None),
         ("PATCH", "bob", {"enabled": False}),
+        ("PATCH", "alice", {"enabled": True}),
     ]
     assert project.outputs_json()["id"] == "global/bob"
     assert (click(project, "alice"), click(project, "bob")) == (True, False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pulumi_sendgrid_tracking import errors
 from pulumi_sendgrid_tracking.client import SendGridClient
+from pulumi_sendgrid_tracking.tracking import CLICK
 
 from ..conftest import TEST_KEY, configured
 from ..figures import record
@@ -94,4 +95,4 @@ def test_a_private_ca_is_trusted_and_still_verified(
 ) -> None:
     """The refusal above is about trust, not reachability: a CA bundle (a corporate proxy's) works."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
-    assert SendGridClient(TEST_KEY, self_signed_server).get_click_tracking().enabled is True
+    assert SendGridClient(TEST_KEY, self_signed_server).get(CLICK.path, validate=CLICK.parse)["enabled"] is True

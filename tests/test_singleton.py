@@ -1,0 +1,592 @@
+"""The one provider mechanism, for every setting, with requests-mock: requests sent and not sent, outputs.
+
+Parametrized over the four setting descriptions; fixtures are built from the descriptions too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pytest
+import requests_mock
+from pulumi_sendgrid_tracking import (
+    AdoptionProvider,
+    ClickTrackingProvider,
+    GoogleAnalyticsProvider,
+    OpenTrackingProvider,
+    SendGridError,
+    SubscriptionTrackingProvider,
+)
+from pulumi_sendgrid_tracking.errors import AccountGoneError, ConfigurationError, PermissionDeniedError, ServerError
+from pulumi_sendgrid_tracking.inputs import resource_id
+from pulumi_sendgrid_tracking.singleton import RUN, SettingProvider, original_key
+from pulumi_sendgrid_tracking.tracking import CLICK, GOOGLE_ANALYTICS, OPEN, SUBSCRIPTION, TrackingSetting
+
+from .conftest import OTHER_KEY, TEST_KEY, configured
+
+GLOBAL = "https://api.sendgrid.com"
+EU = "https://api.eu.sendgrid.com"
+UNKNOWN = pulumi.output.Unknown()
+FORBIDDEN = {"errors": [{"field": None, "message": "access forbidden"}]}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A setting, its provider class, what SendGrid holds (`live`) and what a program asks for (`desired`)."""
+
+    provider: type[SettingProvider]
+    live: dict[str, Any]
+    desired: dict[str, Any]
+    """The managed fields: `enabled` plus the optional fields the program gives."""
+
+    @property
+    def setting(self) -> TrackingSetting:
+        return self.provider.setting
+
+    def url(self, base: str = GLOBAL) -> str:
+        return base + self.setting.path
+
+    def answer(self, **changes: Any) -> dict[str, Any]:
+        """SendGrid's body: the live values, changed; fields absent on SendGrid are left out."""
+        return {k: v for k, v in {**self.live, **changes}.items() if v is not None}
+
+    def differing(self) -> dict[str, Any]:
+        return {k: v for k, v in self.desired.items() if self.live.get(k) != v}
+
+    def inputs(self, **kw: Any) -> dict[str, Any]:
+        return {**self.desired, "on_behalf_of": None, "region": "global", "on_delete": "restore", **kw}
+
+    def parsed(self, **changes: Any) -> dict[str, Any]:
+        return self.setting.parse(self.answer(**changes))
+
+    def outputs(self, live: dict[str, Any] | None = None, originals: dict[str, Any] | None = None, **kw: Any) -> dict:
+        values = self.setting.parse({k: v for k, v in (live or self.live).items() if v is not None})
+        originals = originals if originals is not None else {k: self.live.get(k) for k in self.desired}
+        outs: dict[str, Any] = {**values, "on_behalf_of": None, "region": "global", "on_delete": "restore"}
+        for f in self.setting.writable:
+            outs[original_key(f.name)] = originals.get(f.name)
+        if self.setting.optional:
+            outs["managed_fields"] = sorted(originals)
+        outs.update(kw)
+        return outs
+
+
+CASES = {
+    "click": Case(ClickTrackingProvider, {"enabled": True, "enable_text": False}, {"enabled": False}),
+    "open": Case(OpenTrackingProvider, {"enabled": True}, {"enabled": False}),
+    "subscription": Case(
+        SubscriptionTrackingProvider,
+        {
+            "enabled": False,
+            "html_content": "<p><% Unsubscribe %></p>",
+            "plain_content": "Unsubscribe: <% %>",
+            "replace": "",
+            "url": None,  # absent until one is set
+            "landing": "",
+        },
+        {"enabled": True, "url": "https://example.com/bye", "plain_content": "Bye: <% %>"},
+    ),
+    "google_analytics": Case(
+        GoogleAnalyticsProvider,
+        {
+            "enabled": False,
+            "utm_source": "sendgrid.com",
+            "utm_medium": "email",
+            "utm_term": "",
+            "utm_content": "",
+            "utm_campaign": "website",
+        },
+        {"enabled": True, "utm_campaign": "spring", "utm_source": "sendgrid.com"},
+    ),
+}
+
+
+@pytest.fixture(params=list(CASES))
+def case(request: pytest.FixtureRequest) -> Case:
+    return CASES[request.param]
+
+
+@pytest.fixture
+def provider(case: Case) -> SettingProvider:
+    return configured({"sendgrid:apiKey": TEST_KEY}, case.provider)
+
+
+@pytest.fixture
+def http() -> Any:
+    with requests_mock.Mocker() as mock:
+        yield mock
+
+
+def sent(http: Any) -> list[tuple[str, str, str | None, Any]]:
+    return [
+        (r.method, r.url, r.headers.get("on-behalf-of"), json.loads(r.body) if r.body else None)
+        for r in http.request_history
+    ]
+
+
+def adopt(case: Case, **changes: Any) -> dict[str, Any]:
+    """An adoption record's outputs, as the setting's input: read in this process moments ago."""
+    observed = case.parsed(**changes)
+    RUN.adopted("t-fresh", observed)
+    return {"observed": observed, "token": "t-fresh"}
+
+
+def test_every_setting_has_a_case_and_a_pinned_provider() -> None:
+    assert {c.setting.name for c in CASES.values()} == {"click", "open", "subscription", "google_analytics"}
+    assert {c.setting for c in CASES.values()} == {CLICK, OPEN, SUBSCRIPTION, GOOGLE_ANALYTICS}
+    for c in CASES.values():
+        assert c.provider.__module__ == "pulumi_sendgrid_tracking.providers"
+        assert c.provider.__name__ == f"{c.setting.resource.removesuffix('Tracking')}TrackingProvider".replace(
+            "GoogleAnalyticsTrackingProvider", "GoogleAnalyticsProvider"
+        )
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def test_check_fills_defaults_keeps_only_managed_fields_and_sends_nothing(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    placeholders = dict.fromkeys(provider.output_only_keys())
+    unmanaged = {f.name: None for f in case.setting.optional if f.name not in case.desired}
+    news = {**case.desired, **unmanaged, **placeholders, "on_behalf_of": None, "region": None, "on_delete": None}
+    result = provider.check({}, {**news, "__provider": "p"})
+    assert result.failures == []
+    assert result.inputs == case.inputs()
+    assert http.call_count == 0
+
+
+def test_check_resolves_the_stack_region(case: Case, http: Any) -> None:
+    eu = configured({"sendgrid:region": "eu", "sendgrid:apiKey": TEST_KEY}, case.provider)
+    assert eu.check({}, dict(case.desired)).inputs["region"] == "eu"
+    assert http.call_count == 0
+
+
+def test_check_accepts_unknowns_during_preview(case: Case, provider: SettingProvider) -> None:
+    news = {**dict.fromkeys(case.desired, UNKNOWN), "on_behalf_of": UNKNOWN, "region": UNKNOWN, "on_delete": UNKNOWN}
+    result = provider.check({}, news)
+    assert result.failures == []
+    assert all(isinstance(v, pulumi.output.Unknown) for v in result.inputs.values())
+
+
+COMMON_BAD_INPUTS = [
+    ({}, "enabled", "enabled is required: set it to True or False explicitly"),
+    ({"enabled": None}, "enabled", "enabled is required"),
+    ({"enabled": "true"}, "enabled", "got the string 'true'; read config with `config.require_bool(...)`"),
+    ({"enabled": 1}, "enabled", "enabled must be a boolean, got int"),
+    ({"enabled": True, "on_behalf_of": ""}, "on_behalf_of", "must not be empty; omit it (None)"),
+    ({"enabled": True, "on_behalf_of": "   "}, "on_behalf_of", "must not be empty"),
+    ({"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}, "on_behalf_of", "control characters"),
+    ({"enabled": True, "on_behalf_of": "alice\x00"}, "on_behalf_of", "control characters"),
+    ({"enabled": True, "on_behalf_of": " alice"}, "on_behalf_of", "start or end with whitespace"),
+    ({"enabled": True, "on_behalf_of": "a" * 300}, "on_behalf_of", "is 300 characters long"),
+    ({"enabled": True, "on_behalf_of": 42}, "on_behalf_of", "must be a string"),
+    ({"enabled": True, "on_behalf_of": "account-id"}, "on_behalf_of", "'account-id <id>'"),
+    ({"enabled": True, "on_behalf_of": "account-id  4 2"}, "on_behalf_of", "'account-id <id>'"),
+    ({"enabled": True, "on_behalf_of": "account-id abc"}, "on_behalf_of", "a decimal id"),
+    ({"enabled": True, "region": "us"}, "region", "region must be one of global, eu (or omitted"),
+    ({"enabled": True, "region": "EU"}, "region", "got 'EU'"),
+    ({"enabled": True, "on_delete": "destroy"}, "on_delete", "on_delete must be one of restore, keep, disable"),
+    ({"enabled": True, "colour": "red"}, "colour", "unknown property 'colour' of"),
+]
+
+FIELD_BAD_INPUTS = {
+    "click": [({"enabled": True, "enable_text": True}, "enable_text", "enable_text is read-only")],
+    "open": [({"enabled": True, "enable_text": True}, "enable_text", "unknown property 'enable_text'")],
+    "subscription": [
+        ({"enabled": True, "url": "/unsubscribe"}, "url", "must be an absolute http(s) URL"),
+        ({"enabled": True, "url": "ftp://example.com/x"}, "url", "must be an absolute http(s) URL"),
+        ({"enabled": True, "url": "https://example.com/a b"}, "url", "must not contain spaces"),
+        ({"enabled": True, "url": "https://example.com/\n"}, "url", "control characters"),
+        ({"enabled": True, "url": "https://" + "a" * 3000}, "url", "at most 2048"),
+        ({"enabled": True, "url": 42}, "url", "url must be a string, got int"),
+        ({"enabled": True, "html_content": "<p>Unsubscribe</p>"}, "html_content", "<% Unsubscribe here %>"),
+        ({"enabled": True, "html_content": "<p><% %></p>"}, "html_content", "with its link text"),
+        ({"enabled": True, "plain_content": "Unsubscribe: <%%>"}, "plain_content", "'<% %>' tag"),
+        ({"enabled": True, "plain_content": "<% %>\x07"}, "plain_content", "control characters"),
+        ({"enabled": True, "replace": "[unsub]\n"}, "replace", "control characters"),
+        ({"enabled": True, "landing": "x" * 70_000}, "landing", "at most 65536"),
+        ({"enabled": True, "unsubscribe_url": "x"}, "unsubscribe_url", "allowed: enabled, html_content"),
+    ],
+    "google_analytics": [
+        ({"enabled": True, "utm_source": "news\nletter"}, "utm_source", "control characters"),
+        ({"enabled": True, "utm_campaign": "c" * 256}, "utm_campaign", "at most 255"),
+        ({"enabled": True, "utm_medium": True}, "utm_medium", "utm_medium must be a string, got bool"),
+        ({"enabled": True, "utm_name": "x"}, "utm_name", "allowed: enabled, utm_source"),
+    ],
+}
+
+
+def bad_inputs() -> list[Any]:
+    cases = []
+    for name in CASES:
+        for news, prop, reason in COMMON_BAD_INPUTS + FIELD_BAD_INPUTS[name]:
+            cases.append(pytest.param(name, news, prop, reason, id=f"{name}-{prop}-{reason[:24]}"))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "news", "prop", "reason"), bad_inputs())
+def test_check_rejects_bad_input_naming_the_property(
+    http: Any, name: str, news: dict[str, Any], prop: str, reason: str
+) -> None:
+    provider = configured({"sendgrid:apiKey": TEST_KEY}, CASES[name].provider)
+    failures = provider.check({}, news).failures
+    assert [f.property for f in failures] == [prop]
+    assert reason in failures[0].reason
+    assert http.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "setting", "reason"),
+    [
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:region": "mars"}, "sendgrid:region", "unknown region 'mars'"),
+        ({}, "sendgrid:apiKey (or SENDGRID_API_KEY)", "no SendGrid API key is set"),
+        ({"sendgrid:apiKey": "SG.a b"}, "sendgrid:apiKey", "whitespace"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:baseUrl": "http://example.com"}, "sendgrid:baseUrl", "plain http"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:baseUrl": "http://127.0.0.1:1"}, "sendgrid:euBaseUrl", "region 'eu'"),
+        ({"sendgrid:apiKey": TEST_KEY, "sendgrid:retryBudget": "soon"}, "sendgrid:retryBudget", "number of seconds"),
+    ],
+)
+def test_check_reports_bad_settings_at_preview(
+    case: Case, http: Any, config: dict[str, Any], setting: str, reason: str
+) -> None:
+    news = {**case.desired, "region": "eu"} if setting == "sendgrid:euBaseUrl" else dict(case.desired)
+    [failure] = configured(config, case.provider).check({}, news).failures
+    assert failure.property == setting
+    assert reason in failure.reason and "Hint:" in failure.reason
+    assert http.call_count == 0
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+
+def test_diff_is_local_and_exact(case: Case, provider: SettingProvider, http: Any) -> None:
+    olds = {**case.outputs(live=case.parsed(**case.desired)), "__provider": base64.b64encode(b"x").decode()}
+    olds["__provider"] = base64.b64encode(b"\x80pulumi_sendgrid_tracking.providers\x94").decode()
+
+    def diff(**kw: Any) -> tuple[bool, list[str]]:
+        result = provider.diff("global", olds, {**case.inputs(**kw), "__provider": "new-pickle"})
+        assert result.delete_before_replace is False  # create before delete; the old account is restored after
+        return bool(result.changes), list(result.replaces or [])
+
+    assert diff() == (False, [])
+    assert diff(on_delete=None) == (False, [])
+    assert diff(enabled=not case.desired["enabled"]) == (True, [])
+    assert diff(on_delete="keep") == (True, [])
+    assert diff(on_behalf_of="alice") == (True, ["on_behalf_of"])
+    assert diff(region="eu") == (True, ["region"])
+    assert diff(enabled=UNKNOWN) == (True, [])
+    assert diff(on_behalf_of=UNKNOWN) == (True, ["on_behalf_of"])
+    for f in case.setting.optional:
+        if f.name in case.desired:
+            assert diff(**{f.name: None}) == (True, [])  # no longer managed: the original is forgotten
+        else:
+            current = case.live.get(f.name) or "x"
+            assert diff(**{f.name: current}) == (True, [])  # newly managed, even at the live value
+    assert http.call_count == 0
+
+
+def test_diff_asks_for_one_update_of_state_written_by_0_1_0(case: Case, provider: SettingProvider) -> None:
+    legacy = base64.b64encode(b"\x80\x04\x95provider.click_tracking\x94ClickTrackingProvider\x94").decode()
+    olds = {**case.outputs(live=case.parsed(**case.desired)), "__provider": legacy}
+    assert provider.diff("global", olds, {**case.inputs(), "__provider": "new"}).changes is True
+
+
+def test_diff_claims_the_account_for_this_run(case: Case, provider: SettingProvider) -> None:
+    provider.diff("global/alice", case.outputs(on_behalf_of="alice"), case.inputs(on_behalf_of="alice"))
+    assert RUN.claimed((case.setting.name, "global", "alice"))
+    assert not RUN.claimed((case.setting.name, "global", None))
+
+
+# -- create ----------------------------------------------------------------------------------
+
+
+def test_create_with_a_fresh_record_sends_only_the_differing_managed_fields(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.patch(case.url(), json=case.answer(**case.differing()))
+    result = provider.create({**case.inputs(on_behalf_of="alice"), "adoption": adopt(case)})
+    assert sent(http) == [("PATCH", case.url(), "alice", case.differing())]  # no GET: the record just read it
+    assert result.id == "global/alice"
+    assert result.outs == case.outputs(live={**case.live, **case.differing()}, on_behalf_of="alice")
+
+
+def test_create_without_a_fresh_record_reads_first_and_takes_originals_from_the_record(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    # A rename, or a create retried after an interruption: the account already holds the desired values,
+    # and the record (read before this stack changed anything) holds the originals.
+    http.get(case.url(), json=case.answer(**case.desired))
+    record = {"observed": case.parsed(), "token": "read-in-another-run"}
+    result = provider.create({**case.inputs(), "adoption": record})
+    assert sent(http) == [("GET", case.url(), None, None)]  # nothing differs: no PATCH
+    assert result.outs == case.outputs(live={**case.live, **case.desired})
+    assert {k: result.outs[original_key(k)] for k in case.desired} == {k: case.live.get(k) for k in case.desired}
+
+
+def test_create_sends_false_and_empty_strings_and_never_unmanaged_fields(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    blanks = {f.name: "" for f in case.setting.optional if f.name in ("replace", "landing") or f.name[:4] == "utm_"}
+    desired = {"enabled": False, **blanks}
+    observed = case.parsed(enabled=True, **dict.fromkeys(blanks, "old"))
+    RUN.adopted("t", observed)
+    http.patch(case.url(), json=case.answer(**desired))
+    provider.create(
+        {**desired, "region": "global", "on_delete": "restore", "adoption": {"observed": observed, "token": "t"}}
+    )
+    [(_, _, _, body)] = sent(http)
+    assert body == desired  # the unmanaged fields (html_content, url...) are not in it
+    assert b"false" in http.request_history[0].body
+
+
+def test_create_failed_patch_with_old_values_still_there_raises(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.get(case.url(), json=case.answer())
+    http.patch(case.url(), status_code=500, json={"errors": [{"message": "boom"}]})
+    with pytest.raises(ServerError, match=rf"PATCH {case.setting.path} failed \(500\): boom"):
+        provider.create({**case.inputs(), "adoption": adopt(case)})
+    assert [r.method for r in http.request_history] == ["PATCH", "GET"]
+
+
+def test_create_lost_patch_answer_but_change_landed_succeeds(case: Case, provider: SettingProvider, http: Any) -> None:
+    http.get(case.url(), json=case.answer(**case.desired))
+    http.patch(case.url(), status_code=502, json={})
+    result = provider.create({**case.inputs(), "adoption": adopt(case)})
+    assert result.outs == case.outputs(live={**case.live, **case.desired})
+
+
+def test_create_unknown_outcome_says_so_with_the_values_from_before(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.get(case.url(), status_code=503, json={})
+    http.patch(case.url(), status_code=503, json={})
+    with pytest.raises(SendGridError) as info:
+        provider.create({**case.inputs(), "adoption": adopt(case)})
+    text = str(info.value)
+    assert f"whether the change to {case.setting.title} of the parent account (global) landed is unknown" in text
+    assert f"enabled={case.live['enabled']!r}" in text
+    assert "Hint: run `pulumi refresh`" in text
+
+
+def test_create_without_key_fails_before_sending(case: Case, http: Any) -> None:
+    with pytest.raises(ConfigurationError, match="no SendGrid API key is set"):
+        configured({}, case.provider).create(case.inputs())
+    assert http.call_count == 0
+
+
+def test_create_in_the_eu_builds_outputs_from_what_sendgrid_answered(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    answer = case.answer(**case.desired)
+    http.get(case.url(EU), json=case.answer())
+    http.patch(case.url(EU), json=answer)
+    result = provider.create({**case.inputs(region="eu", on_behalf_of="account-id 42", on_delete="disable")})
+    assert result.id == "eu/account-id 42"
+    assert [r.url for r in http.request_history] == [case.url(EU), case.url(EU)]
+    assert {f.name: result.outs[f.name] for f in case.setting.fields} == case.setting.parse(answer)
+
+
+# -- read ------------------------------------------------------------------------------------
+
+
+def test_read_returns_live_values_as_outputs_and_managed_inputs(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    drifted = {"enabled": not case.desired["enabled"]}
+    http.get(case.url(), json=case.answer(**drifted))
+    recorded = {**case.outputs(live={**case.live, **case.desired}, on_behalf_of="bob"), "__provider": "p"}
+    result = provider.read("global/bob", recorded)
+    assert sent(http) == [("GET", case.url(), "bob", None)]
+    assert result.id == "global/bob"
+    assert result.outs == case.outputs(live={**case.live, **drifted}, on_behalf_of="bob")
+    managed_live = {k: case.parsed(**drifted)[k] for k in case.desired}
+    assert result.inputs == {**managed_live, "on_behalf_of": "bob", "region": "global", "on_delete": "restore"}
+
+
+def test_read_of_a_gone_account_names_both_ways_out(case: Case, provider: SettingProvider, http: Any) -> None:
+    http.get(case.url(), [{"status_code": 403, "json": FORBIDDEN}, {"json": case.answer()}])
+    with pytest.raises(AccountGoneError) as info:
+        provider.read("global/bob", case.outputs(on_behalf_of="bob"))
+    text = str(info.value)
+    assert "'bob' seems to be gone" in text
+    assert "on_delete to 'keep'" in text and "onDelete: keep" in text
+    assert "pulumi state delete" in text and "'global/bob'" in text
+    assert [(m, obo) for m, _, obo, _ in sent(http)] == [("GET", "bob"), ("GET", None)]  # one probe of the parent
+
+
+def test_read_403_when_the_parent_is_refused_too_is_about_the_key(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.get(case.url(), status_code=403, json=FORBIDDEN)
+    with pytest.raises(PermissionDeniedError) as info:
+        provider.read("global/bob", case.outputs(on_behalf_of="bob"))
+    assert not isinstance(info.value, AccountGoneError)
+    assert f"tracking_settings.{case.setting.name}.read scope" in str(info.value)
+
+
+# -- update ----------------------------------------------------------------------------------
+
+
+def test_update_sends_one_patch_of_the_differing_managed_fields(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.patch(case.url(), json=case.answer(**case.differing()))
+    result = provider.update("global", case.outputs(), case.inputs())
+    assert sent(http) == [("PATCH", case.url(), None, case.differing())]
+    assert result.outs == case.outputs(live={**case.live, **case.differing()})
+
+
+def test_update_of_on_delete_only_sends_nothing(case: Case, provider: SettingProvider, http: Any) -> None:
+    olds = case.outputs(live={**case.live, **case.desired})
+    result = provider.update("global", olds, case.inputs(on_delete="keep"))
+    assert http.call_count == 0
+    assert result.outs == {**olds, "on_delete": "keep"}
+
+
+def test_update_newly_managed_field_takes_the_last_answered_value_as_original(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    if not case.setting.optional:
+        pytest.skip(f"{case.setting.name} has no optional fields")
+    olds = case.outputs(originals={"enabled": case.live["enabled"]}, live=case.live)
+    http.patch(case.url(), json=case.answer(**case.differing()))
+    result = provider.update("global", olds, case.inputs())
+    assert http.call_count == 1  # no extra GET
+    new = [k for k in case.desired if k != "enabled"]
+    assert {k: result.outs[original_key(k)] for k in new} == {k: case.live.get(k) for k in new}
+    assert result.outs["managed_fields"] == sorted(case.desired)
+
+
+def test_update_no_longer_managed_field_is_not_sent_and_its_original_is_dropped(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    if not case.setting.optional:
+        pytest.skip(f"{case.setting.name} has no optional fields")
+    olds = case.outputs(live={**case.live, **case.desired})
+    result = provider.update("global", olds, case.inputs(**{k: None for k in case.desired if k != "enabled"}))
+    assert http.call_count == 0
+    assert result.outs["managed_fields"] == ["enabled"]
+    assert all(result.outs[original_key(k)] is None for k in case.desired if k != "enabled")
+
+
+# -- delete ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["restore", "keep", "disable"])
+def test_delete_per_mode(case: Case, provider: SettingProvider, http: Any, mode: str) -> None:
+    http.patch(case.url(), json=case.answer())
+    recorded = case.outputs(live={**case.live, **case.desired}, on_delete=mode, on_behalf_of="alice")
+    provider.delete("global/alice", recorded)
+    if mode == "restore":
+        # Exactly the managed fields, back to their originals; an original that was absent stays absent.
+        expected = {k: case.live[k] for k, v in case.desired.items() if case.live.get(k) not in (None, v)}
+    elif mode == "disable":
+        expected = {"enabled": False} if case.desired["enabled"] else {}
+    else:
+        expected = {}
+    assert sent(http) == ([("PATCH", case.url(), "alice", expected)] if expected else [])
+
+
+def test_delete_sends_nothing_when_the_recorded_state_is_already_the_target(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    provider.delete("global", case.outputs())  # live == originals
+    provider.delete("global", case.outputs(on_delete="disable", live={**case.live, "enabled": False}))
+    assert http.call_count == 0
+
+
+def test_delete_sends_nothing_when_another_declared_resource_manages_the_account(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    provider.diff("global/alice", case.outputs(on_behalf_of="alice"), case.inputs(on_behalf_of="alice"))
+    provider.delete("global/alice", case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice"))
+    assert http.call_count == 0
+
+
+def test_failed_delete_raises_so_the_resource_stays_in_state(case: Case, provider: SettingProvider, http: Any) -> None:
+    http.patch(case.url(), status_code=401, json={"errors": [{"message": "authorization required"}]})
+    with pytest.raises(SendGridError, match=r"failed \(401\)"):
+        provider.delete("global", case.outputs(live={**case.live, **case.desired}))
+
+
+def test_delete_of_a_gone_account_names_both_ways_out(case: Case, provider: SettingProvider, http: Any) -> None:
+    http.patch(case.url(), status_code=403, json=FORBIDDEN)
+    http.get(case.url(), json=case.answer())
+    with pytest.raises(AccountGoneError, match="seems to be gone"):
+        provider.delete("global/bob", case.outputs(live={**case.live, **case.desired}, on_behalf_of="bob"))
+
+
+# -- the adoption record ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def adoption() -> AdoptionProvider:
+    return configured({"sendgrid:apiKey": TEST_KEY}, AdoptionProvider)
+
+
+def test_adoption_reads_once_and_keeps_every_field(case: Case, adoption: AdoptionProvider, http: Any) -> None:
+    http.get(case.url(EU), json=case.answer())
+    inputs = {"setting": case.setting.name, "region": "eu", "on_behalf_of": "carol"}
+    checked = adoption.check({}, {**inputs, "observed": None, "token": None})
+    assert (checked.inputs, checked.failures) == (inputs, [])
+    result = adoption.create(inputs)
+    assert sent(http) == [("GET", case.url(EU), "carol", None)]
+    assert result.id == f"{case.setting.name}/eu/carol"
+    assert result.outs["observed"] == case.parsed()
+    assert RUN.take_fresh(result.outs["token"]) == case.parsed()  # the setting's create will skip its GET
+    assert adoption.read(result.id, result.outs).outs == result.outs  # refresh sends nothing
+    adoption.delete(result.id, result.outs)
+    assert http.call_count == 1
+
+
+def test_adoption_check_rejects_bad_input_and_settings(adoption: AdoptionProvider, http: Any) -> None:
+    failures = adoption.check({}, {"setting": "bounce", "region": None, "on_behalf_of": ""}).failures
+    assert [f.property for f in failures] == ["on_behalf_of", "region", "setting"] or sorted(
+        f.property for f in failures
+    ) == ["on_behalf_of", "region", "setting"]
+    [failure] = configured({}, AdoptionProvider).check({}, {"setting": "open", "region": "global"}).failures
+    assert "no SendGrid API key is set" in failure.reason
+    assert http.call_count == 0
+
+
+def test_adoption_diff_replaces_on_any_change(adoption: AdoptionProvider) -> None:
+    olds = {"setting": "click", "region": "global", "on_behalf_of": "alice", "observed": {}, "token": "t"}
+    assert adoption.diff("x", olds, {"setting": "click", "region": "global", "on_behalf_of": "alice"}).changes is False
+    result = adoption.diff("x", olds, {"setting": "click", "region": "eu", "on_behalf_of": "alice"})
+    assert (result.changes, result.replaces) == (True, ["region"])
+
+
+# -- settings at call time -------------------------------------------------------------------
+
+
+def test_environment_key_is_used_when_stack_config_has_none(
+    case: Case, http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", TEST_KEY)
+    http.get(case.url(), json=case.answer())
+    configured({}, case.provider).read("global", case.outputs())
+    assert http.request_history[0].headers["Authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_rotated_key_is_used_by_the_next_call(case: Case, http: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = case.provider()
+    monkeypatch.setenv("SENDGRID_API_KEY", TEST_KEY)
+    http.get(case.url(), json=case.answer())
+    provider.read("global", case.outputs())
+    monkeypatch.setenv("SENDGRID_API_KEY", OTHER_KEY)
+    provider.read("global", case.outputs())
+    assert [r.headers["Authorization"] for r in http.request_history] == [f"Bearer {TEST_KEY}", f"Bearer {OTHER_KEY}"]
+
+
+def test_resource_id() -> None:
+    assert [resource_id("global", None), resource_id("eu", "alice"), resource_id("global", "account-id 42")] == [
+        "global",
+        "eu/alice",
+        "global/account-id 42",
+    ]
