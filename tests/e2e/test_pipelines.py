@@ -66,11 +66,11 @@ def test_review_merge_schedule(project: PulumiProject) -> None:
 
     code, deployed, _ = pipeline(project, "deploy")
     assert code == 0 and deployed["summary"] == {
-        "create": 1,
-        "delete": 1,
-        "same": 2,
+        "create": 2,
+        "delete": 2,
+        "same": 4,
         "update": 1,
-    }  # same: parent, stack
+    }  # bob and his adoption record created, carol's deleted; same: the parent and its record, alice's record, stack
     state = project.emulator.state.snapshot()
     assert state["global"]["subusers"]["alice"]["click"]["enabled"] is True
     assert state["global"]["subusers"]["bob"]["click"]["enabled"] is False

@@ -259,7 +259,7 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any], dict[str, str], list[str]]] = [
         "direct",
         {"args": {"enabled": True, "region": "us"}},
         {},
-        ["region must be one of global, eu (or omitted), got 'us'"],
+        ["region must be one of global, eu (or omitted", "got 'us'"],
     ),
     (
         "unknown on_delete",
