@@ -53,11 +53,19 @@ def live(project: PulumiProject, user: str | None, world: str = "global", kind: 
     return account[kind]["enabled"]
 
 
+KIND_OF_TYPE = {
+    "ClickTracking": "click",
+    "OpenTracking": "open",
+    "SubscriptionTracking": "subscription",
+    "GoogleAnalytics": "google_analytics",
+}
+
+
 def settings_in_state(project: PulumiProject) -> dict[str, dict[str, Any]]:
-    """Resource name → outputs, for the setting resources (not the adoption records)."""
+    """Resource name → outputs (plus `kind`), for the setting resources (not the adoption records)."""
     resources = project.export()["deployment"].get("resources", [])
     return {
-        r["urn"].rsplit("::", 1)[1]: r.get("outputs", {})
+        r["urn"].rsplit("::", 1)[1]: {**r.get("outputs", {}), "kind": KIND_OF_TYPE[r["type"].rsplit(":", 1)[1]]}
         for r in resources
         if r["type"].startswith("pulumi-python:dynamic/sendgrid:") and not r["type"].endswith(":Adoption")
     }
@@ -67,8 +75,7 @@ def in_step(project: PulumiProject) -> None:
     """The promise: preview sees no change, and SendGrid holds what the state records."""
     project.run("preview", "--expect-no-changes")
     for name, outs in settings_in_state(project).items():
-        world = outs["region"]
-        assert live(project, outs.get("on_behalf_of"), world) == outs["enabled"], name
+        assert live(project, outs.get("on_behalf_of"), outs["region"], outs["kind"]) == outs["enabled"], name
 
 
 def patches(project: PulumiProject) -> list[tuple[str | None, Any]]:
