@@ -126,6 +126,7 @@ def test_a_fresh_emulator(sendgrid_emulator):
     assert sendgrid_emulator.state.snapshot()["global"]["subusers"] == {}
     assert "SENDGRID_BASE_URL" not in os.environ  # this fixture alone changes no environment
     sendgrid_emulator.state.add_subuser("global", "leaky")  # must not be seen by the next test
+    assert sendgrid_emulator.admin.unsubscribe("leaky")["kind"] == "none"  # the admin API over HTTP
 
 
 def test_the_provider_talks_to_it_through_the_environment(sendgrid_emulator_env):
@@ -171,25 +172,26 @@ def test_the_environment_is_restored_after_the_tests():
 """
 
 
+STOPPED = """
+import pytest
+import requests
+
+pytest_plugins = ["pulumi_sendgrid_tracking.emulator.pytest_plugin"]
+seen = []
+
+
+def test_one(sendgrid_emulator):
+    seen.append(sendgrid_emulator.base_url)
+
+
+def test_two():
+    with pytest.raises(requests.ConnectionError):
+        requests.get(seen[0] + "/v3/tracking_settings", timeout=5)
+"""
+
+
 def test_the_plugin_gives_users_a_running_emulator_and_the_environment(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_TESTS, test_zz_after=AFTER_THEM)
+    """As a user's suite: fresh state per test, the environment set and restored, stopped after each test."""
+    pytester.makepyfile(test_user=USER_TESTS, test_zz_after=AFTER_THEM, test_stopped=STOPPED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=5)
-
-
-def test_the_plugin_stops_the_emulator_after_each_test(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest, requests
-        pytest_plugins = ["pulumi_sendgrid_tracking.emulator.pytest_plugin"]
-        seen = []
-
-        def test_one(sendgrid_emulator):
-            seen.append(sendgrid_emulator.base_url)
-
-        def test_two():
-            with pytest.raises(requests.ConnectionError):
-                requests.get(seen[0] + "/v3/tracking_settings", timeout=5)
-        """
-    )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q").assert_outcomes(passed=2)
+    result.assert_outcomes(passed=7)

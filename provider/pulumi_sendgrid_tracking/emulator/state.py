@@ -277,8 +277,8 @@ def validate_patch(kind: str, body: Any) -> dict[str, Any]:
 
     The body must be a JSON object. Each writable field must have the spec's type (boolean or
     string), and subscription's `url` must be an absolute http(s) URL or "". Unknown fields and
-    click's read-only `enable_text` are ignored, unchecked, as SendGrid does with fields it
-    does not take (the request log still shows what was sent).
+    click's read-only `enable_text` are ignored, unchecked: SendGrid documents no rejection of
+    them, so the emulator assumes it drops them (the request log still shows what was sent).
     """
     if not isinstance(body, dict):
         raise ValidationFailed([(None, f"request body must be a JSON object, got {_json_type(body)}")])
@@ -326,7 +326,9 @@ def _settings_from(where: str, data: Mapping[str, Any]) -> dict[str, dict[str, A
         unknown = sorted(set(values) - set(FIELDS[kind]))
         if unknown:
             raise ValueError(f"{where}.{kind}: unknown fields {unknown}; allowed: {', '.join(FIELDS[kind])}")
-        for name, message in value_problems(kind, values, writable_only=False):
+        problems = value_problems(kind, values, writable_only=False)
+        if problems:
+            name, message = problems[0]
             raise ValueError(f"{where}.{kind}.{name}: {message}")
         settings[kind] = dict(values)
     return settings
@@ -663,5 +665,5 @@ class EmulatorState:
 def _merge_defaults(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     merged = {k: dict(v) for k, v in DEFAULTS.items()}
     for kind, values in settings.items():
-        merged[kind].update(copy.deepcopy(values))
+        _apply(merged[kind], values)
     return merged
