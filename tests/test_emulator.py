@@ -26,10 +26,11 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
 def test_state_accounts_and_settings() -> None:
     state = EmulatorState(api_keys=[TEST_KEY])
-    alice = state.add_subuser("global", "alice", account_id="42", enabled=False)
+    alice = state.add_subuser("global", "alice", enabled=False)
+    acme = state.add_customer("global", "42")
     assert state.account("global", "alice") is alice
-    assert state.account("global", "account-id 42") is alice
-    assert state.account("global", None).username == "parent"
+    assert state.account("global", "account-id 42") is acme
+    assert state.account("global", None).kind == "parent"
     with pytest.raises(AccessForbidden):
         state.account("eu", "alice")  # worlds share nothing
     assert state.update_setting(alice, "click", {"enabled": True}) == {"enabled": True, "enable_text": False}
@@ -119,11 +120,13 @@ def test_scopes(emulator: Emulator) -> None:
     assert envelope(call(emulator, "GET", headers=headers)) == (403, "access forbidden", None)
 
 
-def test_on_behalf_of_and_account_id(emulator: Emulator) -> None:
-    emulator.state.add_subuser("global", "alice", account_id="77", enabled=False)
+def test_on_behalf_of_a_subuser_and_a_customer_account(emulator: Emulator) -> None:
+    emulator.state.add_subuser("global", "alice", enabled=False)
+    emulator.state.add_customer("global", "77", enabled=True)
     by_name = call(emulator, "GET", headers={**AUTH, "on-behalf-of": "alice"})
     by_id = call(emulator, "GET", headers={**AUTH, "On-Behalf-Of": "account-id 77"})
-    assert by_name.json() == by_id.json() == {"enabled": False, "enable_text": False}
+    assert by_name.json() == {"enabled": False, "enable_text": False}
+    assert by_id.json() == {"enabled": True, "enable_text": False}
     assert envelope(call(emulator, "GET", headers={**AUTH, "on-behalf-of": "ghost"})) == (
         403,
         "access forbidden",
@@ -145,7 +148,7 @@ def test_bad_requests_and_unknown_routes(emulator: Emulator) -> None:
     )
     assert envelope(call(emulator, "PATCH", headers=AUTH, json={"enabled": "yes"})) == (
         400,
-        "enabled must be a boolean",
+        "enabled must be a boolean, got string",
         "enabled",
     )
     assert envelope(call(emulator, "PATCH", headers=AUTH, data=b"\xff\xfe")) == (
@@ -275,12 +278,19 @@ def test_subprocess_with_admin_api(tmp_path: Any) -> None:
         assert requests.get(proc.base_url + CLICK, headers=AUTH, timeout=10).status_code == 503
         admin.add_subuser("dave", world="eu")
         assert requests.get(proc.eu_base_url + CLICK, headers={**AUTH, "on-behalf-of": "dave"}, timeout=10).ok
+        assert admin.add_customer(world="eu", enabled=False) == {
+            "account_id": "4200",
+            "on_behalf_of": "account-id 4200",
+        }
+        admin.delete_subuser("alice")
     saved = json.loads(state_file.read_text())
-    assert saved["global"]["subusers"]["alice"]["click"]["enabled"] is True
+    assert "alice" not in saved["global"]["subusers"]
     with EmulatorProcess("--api-key", TEST_KEY, "--state-file", str(state_file)) as again:
-        assert (
-            again.admin.state()["eu"]["subusers"]["dave"]["account_id"] == saved["eu"]["subusers"]["dave"]["account_id"]
+        assert again.admin.state() == saved
+        eu_customer = requests.get(
+            again.eu_base_url + CLICK, headers={**AUTH, "on-behalf-of": "account-id 4200"}, timeout=10
         )
+        assert eu_customer.json() == {"enabled": False, "enable_text": False}
 
 
 def test_admin_rejects_bad_requests(emulator: Emulator) -> None:

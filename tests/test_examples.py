@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from pulumi_sendgrid_tracking.emulator import EmulatorState
 from pulumi_sendgrid_tracking.fleet import parse_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +26,34 @@ def test_example_pipelines_call_the_scripts(name: str) -> None:
     assert "make venv engine" in text
 
 
+def stack_accounts(stack: str) -> list[tuple[str, str | None]]:
+    """(region, on-behalf-of) of each account the stack's fleet file manages; None is the parent."""
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    fleet = yaml.safe_load((ROOT / config["sendgrid-click-tracking:fleetFile"]).read_text())
+    default_region = config.get("sendgrid:region", "global")
+    return [(e.region or default_region, e.on_behalf_of) for e in parse_fleet(fleet)]
+
+
 def test_each_stack_has_its_fleet_file() -> None:
-    for stack in ("dev", "prod"):
-        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-        fleet = yaml.safe_load((ROOT / config["sendgrid-click-tracking:fleetFile"]).read_text())
-        assert [e.name for e in parse_fleet(fleet)] == ["parent", "subuser-alice", "subuser-bob", "subuser-carol"]
+    assert stack_accounts("dev") == [("global", None), ("global", "alice"), ("global", "bob"), ("eu", "carol")]
+    assert stack_accounts("prod") == [
+        ("global", "dave"),
+        ("global", "erin"),
+        ("eu", "frank"),
+        ("global", "account-id 4242"),
+    ]
+
+
+def test_no_account_is_managed_by_both_stacks() -> None:
+    """In emulator mode both stacks run against one world: a shared account would make one stack's
+    deploy show as drift in the other. The parent account is one account, managed by dev only."""
+    assert set(stack_accounts("dev")) & set(stack_accounts("prod")) == set()
+    assert all(obo is not None for _, obo in stack_accounts("prod"))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_account_of_a_stack_exists_in_the_demo_world(stack: str) -> None:
+    state = EmulatorState()
+    state.seed(json.loads((ROOT / "tools" / "demo-seed.json").read_text()))
+    for region, on_behalf_of in stack_accounts(stack):
+        state.account(region, on_behalf_of)  # raises AccessForbidden (the API's 403) for an unknown one

@@ -26,13 +26,16 @@ echo
 echo "demo: stack outputs"
 pulumi stack output --json
 echo
-echo "demo: the emulator's click tracking settings after the run"
+echo "demo: the emulator's click tracking settings after the run (stack dev manages the parent, alice, bob"
+echo "      and carol; the others are stack prod's: pipelines/deploy --stack prod)"
 "$root/.venv/bin/python" - "$base_url" <<'PY'
 import sys
 from pulumi_sendgrid_tracking.emulator import AdminClient
 state = AdminClient(sys.argv[1]).state()
 for world, data in state.items():
-    print(f"  {world:6} parent    enabled={data['parent']['click']['enabled']}")
+    print(f"  {world:6} {'parent':17} enabled={data['parent']['click']['enabled']}")
     for user, sub in data["subusers"].items():
-        print(f"  {world:6} {user:9} enabled={sub['click']['enabled']}")
+        print(f"  {world:6} {user:17} enabled={sub['click']['enabled']}")
+    for account_id, customer in data["customers"].items():
+        print(f"  {world:6} {'account-id ' + account_id:17} enabled={customer['click']['enabled']}")
 PY

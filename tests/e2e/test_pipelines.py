@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,37 @@ def test_emulator_is_the_default(project: PulumiProject) -> None:
         {"account": "global/alice", "enabled": False, "original_enabled": True, "resource": "subuser-alice"}
     ]
     assert (project.dir / ".pulumi-state" / "emulator.json").exists()  # the emulator's world persists
+
+
+def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_each_other(
+    project: PulumiProject,
+) -> None:
+    """Both example stacks run against one persistent emulator world: neither may manage an account of the other."""
+    for name in ("Pulumi.dev.yaml", "Pulumi.prod.yaml", "fleets/dev.yaml", "fleets/prod.yaml"):
+        (project.dir / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, project.dir / name)
+    env = {k: v for k, v in project.env.items() if not k.startswith(("SENDGRID_", "PULUMI_BACKEND_URL"))}
+    env.pop("PULUMI_CONFIG_PASSPHRASE")
+
+    def run(command: str, stack: str) -> tuple[int, dict[str, Any]]:
+        argv = [str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir)]
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        return result.returncode, json.loads(result.stdout)
+
+    code, dev = run("deploy", "dev")
+    assert code == 0 and dev["mode"] == "emulator", dev
+    code, prod = run("deploy", "prod")
+    assert code == 0, prod
+    for stack in ("dev", "prod"):  # each stack's deploy left the other's accounts alone
+        code, check = run("drift-check", stack)
+        assert (code, check["drift"], check["checked"]) == (0, [], 4), stack
+    assert {a["account"] for a in dev["accounts"]} == {"global", "global/alice", "global/bob", "eu/carol"}
+    assert {a["account"] for a in prod["accounts"]} == {
+        "global/dave",
+        "global/erin",
+        "eu/frank",
+        "global/account-id 4242",
+    }
 
 
 def test_promotion_from_dev_to_prod(project: PulumiProject, tmp_path: Path) -> None:

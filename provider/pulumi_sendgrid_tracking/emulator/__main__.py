@@ -15,7 +15,9 @@ from .state import DEFAULT_API_KEY, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW, Emu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pulumi_sendgrid_tracking.emulator", description=__doc__)
+    invoked_as = Path(sys.argv[0]).name
+    prog = "python -m pulumi_sendgrid_tracking.emulator" if invoked_as in ("__main__.py", "") else invoked_as
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="global API port (0 = a free port)")
     parser.add_argument("--eu-port", type=int, default=0, help="EU API port (0 = a free port)")
@@ -31,10 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         "--state-file",
         metavar="FILE",
         help="load accounts and settings from FILE if it exists, and save them there on exit "
-        "(the emulator then persists like the real service)",
+        "(the emulator then persists like the real service); with --seed, the seed only adds the "
+        "accounts the saved world lacks and never deleted",
     )
     parser.add_argument("--subuser", action="append", default=[], metavar="NAME", help="add a global subuser")
     parser.add_argument("--eu-subuser", action="append", default=[], metavar="NAME", help="add an EU subuser")
+    parser.add_argument(
+        "--customer", action="append", default=[], metavar="ID", help="add a global customer account (account-id ID)"
+    )
+    parser.add_argument("--eu-customer", action="append", default=[], metavar="ID", help="add an EU customer account")
     parser.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT, help="requests per window per key")
     parser.add_argument("--rate-window", type=float, default=DEFAULT_RATE_WINDOW, help="window in seconds")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
@@ -59,14 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         jitter=args.jitter,
     )
     state_file = Path(args.state_file) if args.state_file else None
-    if state_file is not None and state_file.exists():
-        state.restore(json.loads(state_file.read_text(encoding="utf-8")))
-    elif args.seed:
-        state.seed(load_seed(args.seed))
-    for name in args.subuser:
-        state.add_subuser("global", name)
-    for name in args.eu_subuser:
-        state.add_subuser("eu", name)
+    try:
+        restored = False
+        if state_file is not None and state_file.exists():
+            state.restore(json.loads(state_file.read_text(encoding="utf-8")))
+            restored = True
+        if args.seed:
+            state.seed(load_seed(args.seed), missing_only=restored)
+        for world, names in (("global", args.subuser), ("eu", args.eu_subuser)):
+            for name in names:
+                if name not in state.worlds[world].subusers:
+                    state.add_subuser(world, name)
+        for world, ids in (("global", args.customer), ("eu", args.eu_customer)):
+            for account_id in ids:
+                if account_id not in state.worlds[world].customers:
+                    state.add_customer(world, account_id)
+    except (OSError, ValueError, KeyError) as exc:
+        parser.error(str(exc))
     for spec in args.fault:
         kind, _, count = spec.partition(":")
         state.add_fault(Fault(kind=kind, count=int(count or 1)))

@@ -37,6 +37,10 @@ ADMIN_ROUTES = Map(
         Rule(f"{ADMIN}/faults", endpoint="clear_faults", methods=["DELETE"]),
         Rule(f"{ADMIN}/keys", endpoint="add_key", methods=["POST"]),
         Rule(f"{ADMIN}/subusers", endpoint="add_subuser", methods=["POST"]),
+        Rule(f"{ADMIN}/subusers/<username>", endpoint="delete_subuser", methods=["DELETE"]),
+        Rule(f"{ADMIN}/customers", endpoint="add_customer", methods=["POST"]),
+        Rule(f"{ADMIN}/customers/<account_id>", endpoint="delete_customer", methods=["DELETE"]),
+        Rule(f"{ADMIN}/unsubscribe", endpoint="unsubscribe", methods=["GET"]),
         Rule(f"{ADMIN}/settings", endpoint="set_setting", methods=["PUT"]),
         Rule(f"{ADMIN}/config", endpoint="configure", methods=["PUT"]),
         Rule(f"{ADMIN}/seed", endpoint="seed", methods=["POST"]),
@@ -181,12 +185,14 @@ class EmulatorApp:
     # -- the admin endpoint (no auth, no rate limit, not logged) -------------------------------
 
     def admin(self, request: Request) -> Response:
+        """Route values, query arguments and the JSON body (POST/PUT) are one payload for the handler."""
         adapter = ADMIN_ROUTES.bind_to_environ(request.environ)
         try:
-            endpoint, _ = adapter.match()
-            payload = _body(request) if request.method in ("POST", "PUT") else {}
-            if not isinstance(payload, dict):
+            endpoint, values = adapter.match()
+            body = _body(request) if request.method in ("POST", "PUT") else {}
+            if not isinstance(body, dict):
                 raise BadRequest("admin body must be a JSON object")
+            payload = {**request.args.to_dict(), **body, **values}
             return _json(getattr(self, f"admin_{endpoint}")(payload))
         except (_WzNotFound, _WzMethodNotAllowed):
             return _json(ResourceNotFound().body(), 404)
@@ -194,6 +200,12 @@ class EmulatorApp:
             return _json(exc.body(), exc.status)
         except (TypeError, ValueError, KeyError) as exc:
             return _json(BadRequest(f"bad admin request: {exc}").body(), 400)
+
+    @staticmethod
+    def _only(payload: dict[str, Any], allowed: set[str], hint: str = "") -> None:
+        unknown = sorted(set(payload) - allowed)
+        if unknown:
+            raise BadRequest(f"unknown fields {unknown}; allowed: {', '.join(sorted(allowed))}{hint}")
 
     def admin_state(self, _: dict[str, Any]) -> Any:
         return self.state.snapshot()
@@ -222,11 +234,39 @@ class EmulatorApp:
         return {"ok": True}
 
     def admin_add_subuser(self, payload: dict[str, Any]) -> Any:
-        click = {k: bool(v) for k, v in payload.get("click", {}).items()}
-        account = self.state.add_subuser(
-            payload.get("world", self.world), str(payload["username"]), payload.get("account_id"), **click
+        self._only(
+            payload,
+            {"username", "world", "click"},
+            ". A subuser is addressed by username only; add a customer account with POST /__emulator/customers",
         )
-        return {"username": account.username, "account_id": account.account_id}
+        account = self.state.add_subuser(
+            payload.get("world", self.world), payload["username"], **payload.get("click", {})
+        )
+        return {"username": account.name, "on_behalf_of": account.on_behalf_of}
+
+    def admin_delete_subuser(self, payload: dict[str, Any]) -> Any:
+        self._only(payload, {"username", "world"})
+        self.state.delete_subuser(payload.get("world", self.world), payload["username"])
+        return {"ok": True}
+
+    def admin_add_customer(self, payload: dict[str, Any]) -> Any:
+        self._only(payload, {"account_id", "world", "click"})
+        account_id = payload.get("account_id")
+        account = self.state.add_customer(
+            payload.get("world", self.world),
+            None if account_id is None else str(account_id),
+            **payload.get("click", {}),
+        )
+        return {"account_id": account.name, "on_behalf_of": account.on_behalf_of}
+
+    def admin_delete_customer(self, payload: dict[str, Any]) -> Any:
+        self._only(payload, {"account_id", "world"})
+        self.state.delete_customer(payload.get("world", self.world), payload["account_id"])
+        return {"ok": True}
+
+    def admin_unsubscribe(self, payload: dict[str, Any]) -> Any:
+        self._only(payload, {"on_behalf_of", "world"})
+        return self.state.unsubscribe(payload.get("world", self.world), payload.get("on_behalf_of"))
 
     def admin_set_setting(self, payload: dict[str, Any]) -> Any:
         self.state.set_out_of_band(

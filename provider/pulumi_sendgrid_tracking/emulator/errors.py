@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -23,6 +24,18 @@ class EmulatorError(Exception):
 class BadRequest(EmulatorError):
     status = 400
     message = "bad request"
+
+
+class ValidationFailed(BadRequest):
+    """A 400 listing every bad field of a request body, one envelope entry each, in body order."""
+
+    def __init__(self, problems: Sequence[tuple[str | None, str]]) -> None:
+        self.problems = list(problems)
+        field, message = self.problems[0]
+        super().__init__(message, field)
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": [{"field": field, "message": message} for field, message in self.problems]}
 
 
 class AuthorizationRequired(EmulatorError):

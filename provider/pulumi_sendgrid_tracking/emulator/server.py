@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import requests
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -88,6 +88,10 @@ class Emulator:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    @property
+    def admin(self) -> AdminClient:
+        return AdminClient(self.base_url)
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -95,16 +99,28 @@ class Emulator:
         self.stop()
 
 
+class AdminError(requests.HTTPError):
+    """The admin endpoint refused a request; the message is the emulator's own."""
+
+
 class AdminClient:
-    """The admin endpoint over HTTP: for an emulator in another process."""
+    """The admin endpoint over HTTP: for an emulator in another process.
+
+    `world` defaults to "global"; an account's world is the listener it was added to.
+    """
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = requests.Session()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self._session.request(method, f"{self.base_url}{ADMIN}/{path}", json=body, timeout=10)
-        response.raise_for_status()
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(method, f"{self.base_url}{ADMIN}/{path}", json=body, params=params, timeout=10)
+        if not response.ok:
+            try:
+                message = "; ".join(e["message"] for e in response.json()["errors"])
+            except (ValueError, KeyError, TypeError):
+                message = response.text
+            raise AdminError(f"{method} {ADMIN}/{path} failed ({response.status_code}): {message}", response=response)
         return response.json()
 
     def state(self) -> dict[str, Any]:
@@ -126,7 +142,28 @@ class AdminClient:
         self._call("POST", "keys", {"key": key, "scopes": scopes})
 
     def add_subuser(self, username: str, world: str = "global", **click: bool) -> dict[str, Any]:
+        """Add a subuser (`on-behalf-of: <username>`); `click` overrides its click tracking defaults."""
         return dict(self._call("POST", "subusers", {"username": username, "world": world, "click": click}))
+
+    def delete_subuser(self, username: str, world: str = "global") -> None:
+        """Delete a subuser: requests on its behalf then get 403 "access forbidden", as for an unknown one."""
+        self._call("DELETE", f"subusers/{quote(username, safe='')}", params={"world": world})
+
+    def add_customer(self, account_id: str | None = None, world: str = "global", **click: bool) -> dict[str, Any]:
+        """Add a customer account (`on-behalf-of: account-id <id>`); a fresh id when none is given."""
+        body: dict[str, Any] = {"world": world, "click": click}
+        if account_id is not None:
+            body["account_id"] = account_id
+        return dict(self._call("POST", "customers", body))
+
+    def delete_customer(self, account_id: str, world: str = "global") -> None:
+        self._call("DELETE", f"customers/{quote(account_id, safe='')}", params={"world": world})
+
+    def unsubscribe(self, on_behalf_of: str | None = None, world: str = "global") -> dict[str, Any]:
+        """What a recipient of this account's mail gets on clicking unsubscribe: `{"kind": "url", "url": ...}`,
+        `{"kind": "landing", "html": ...}`, `{"kind": "default", ...}` or `{"kind": "none", ...}` (disabled)."""
+        params = {"world": world, **({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {})}
+        return dict(self._call("GET", "unsubscribe", params=params))
 
     def set_setting(
         self, values: dict[str, Any], on_behalf_of: str | None = None, world: str = "global", kind: str = "click"
@@ -151,12 +188,19 @@ class EmulatorProcess:
         self.eu_base_url = ""
 
     def start(self) -> Self:
-        root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "emulator", "--port", "0", "--eu-port", "0", *self.args],
-            cwd=self.cwd or root,
-            env=env,
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                __package__ or "pulumi_sendgrid_tracking.emulator",
+                "--port",
+                "0",
+                "--eu-port",
+                "0",
+                *self.args,
+            ],
+            cwd=self.cwd,
             stdout=subprocess.PIPE,
             text=True,
         )
