@@ -44,6 +44,8 @@ def _multi_line(value: str) -> str | None:
 
 
 def _absolute_http_url(value: str) -> str | None:
+    if value == "":
+        return None  # clears a custom URL: unsubscribes then land on `landing` or SendGrid's default page
     problem = _single_line(value)
     if problem:
         return problem
@@ -223,7 +225,7 @@ SUBSCRIPTION = TrackingSetting(
         Field(
             "url",
             str,
-            "Where recipients who unsubscribe are sent (wins over `landing`).",
+            "Where recipients who unsubscribe are sent (wins over `landing`; \"\" clears it).",
             max_length=MAX_URL,
             check=_absolute_http_url,
         ),
