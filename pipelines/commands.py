@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .backend import hint
 from .common import (
     EXIT_DRIFT,
     EXIT_ERROR,
@@ -28,6 +29,8 @@ def _value(state: dict[str, Any] | None, key: str, part: str) -> Any:
 def _failed(run: Run, command: str, data: dict[str, Any], stderr: str) -> int:
     """Report a failed pulumi command: its error diagnostics as JSON, and exit 1."""
     errors = errors_of(data, stderr)
+    if found := hint([*errors, stderr], run.stack, run.env):
+        errors.append(found)
     emit(
         {"command": command, "stack": run.stack, "mode": run.mode, "ok": False, "errors": errors},
         [f"{command} of {run.stack} failed:", *[f"  {e}" for e in errors]],
@@ -115,6 +118,9 @@ def deploy(run: Run) -> int:
     }
     if not ok:
         payload["errors"] = errors_of({"diagnostics": diagnostics}, result.stderr)
+        # The lock left behind by a backend outage is reported on stderr only, so both are read.
+        if found := hint([*payload["errors"], result.stderr], run.stack, run.env):
+            payload["errors"].append(found)
     summary = [f"deploy of {run.stack} ({run.mode}) {'succeeded' if ok else 'FAILED'}: {payload['summary']}"]
     summary += [f"  {e}" for e in payload.get("errors", [])]
     emit(payload, summary)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backend import stack_lookup_failed
+
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 DEMO_PASSPHRASE = "demo-passphrase-not-a-secret"  # noqa: S105 - the documented demo passphrase
@@ -141,9 +143,10 @@ def environment(stack: str | None, project_dir: str | None) -> Iterator[Run]:
                     "or PULUMI_ACCESS_TOKEN for Pulumi Cloud"
                 )
         run = Run(project, name, "sendgrid", env)
-        selected = run.pulumi("stack", "select", name, stack=False)
-        if selected.returncode != 0:
-            raise PipelineError(f"stack {name!r} not found in the backend: {selected.stderr.strip()}")
+        # Not `stack select`: it would save the backend URL, credentials and all, under ~/.pulumi/workspaces.
+        found = run.pulumi("stack", "--show-name")
+        if found.returncode != 0:
+            raise PipelineError(stack_lookup_failed(name, found.stderr, env))
         yield run
         return
 

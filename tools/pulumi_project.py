@@ -1,8 +1,9 @@
 """A throwaway Pulumi project run by the real CLI against an emulator: for e2e tests and benchmarks.
 
 It copies the program (not the provider: that is the package installed in the virtualenv, as for
-a user) into a directory of its own, with its own file state backend and stack `dev`, and finds
-its virtualenv through Pulumi.yaml, as a user's would.
+a user) into a directory of its own, with its own state backend (a file backend in the temp dir
+unless another backend URL is given) and stack `dev`, and finds its virtualenv through Pulumi.yaml,
+as a user's would.
 """
 
 from __future__ import annotations
@@ -41,9 +42,22 @@ def engine_bin() -> Path | None:
 
 
 class PulumiProject:
-    """A copy of the program in a temp dir, its own state backend and stack `dev`."""
+    """A copy of the program in a temp dir, its own state backend and stack `dev`.
 
-    def __init__(self, tmp: Path, emulator: Emulator, bin_dir: Path, api_key: str = DEFAULT_KEY) -> None:
+    `backend_url` replaces the file backend in `tmp/state` (a `postgres://` URL, say); `env` adds to
+    or overrides the environment every command runs with (`PGPASSWORD`, say).
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        emulator: Emulator,
+        bin_dir: Path,
+        api_key: str = DEFAULT_KEY,
+        *,
+        backend_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.dir = tmp / "project"
         self.state_dir = tmp / "state"
         self.emulator = emulator
@@ -64,13 +78,13 @@ class PulumiProject:
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith(("SENDGRID_", "PULUMI_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+                if not k.startswith(("SENDGRID_", "PULUMI_", "PG")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")
             },
             # The virtualenv is found through Pulumi.yaml, as for a user: not on PATH, not activated.
             "PATH": os.pathsep.join(
                 [str(bin_dir)] + [p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin"]
             ),
-            "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
+            "PULUMI_BACKEND_URL": backend_url or f"file://{self.state_dir}",
             "PULUMI_HOME": str(tmp / "home"),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -79,6 +93,7 @@ class PulumiProject:
             "SENDGRID_BASE_URL": emulator.base_url,
             "SENDGRID_EU_BASE_URL": emulator.eu_base_url,
             "SENDGRID_RETRY_BUDGET": "5",
+            **(env or {}),
         }
         self.run("stack", "init", "dev")
 

@@ -12,6 +12,7 @@ from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from tools.pulumi_project import ROOT, PulumiProject, engine_bin
 
 from ..conftest import TEST_KEY
+from ..support.postgres import PostgresServer, missing_reason
 
 __all__ = ["ROOT", "PulumiProject"]
 
@@ -46,3 +47,15 @@ def e2e_emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def project(tmp_path: Path, e2e_emulator: Emulator, pulumi_bin: Path) -> PulumiProject:
     return PulumiProject(tmp_path, e2e_emulator, pulumi_bin)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the session; always stopped and deleted at the end."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server

@@ -1,0 +1,71 @@
+"""The state backend in pipeline errors: its name without credentials, and one `Hint:` on what to do.
+
+Pulumi's errors about a DIY backend (postgres://, s3://, azblob://, file://) name a blob key, a lock
+path or a snapshot write; these say which backend it was and how to recover. Secrets stay out: the
+name keeps only scheme, host, port and path, never user, password or query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+LOCKED = "the stack is currently locked"
+# The backend failed after the run took the lock: a checkpoint could not be written (after Pulumi's
+# own ~30 s of retries), or the lock could not be released at the end.
+FAILED_DURING_RUN = ("failed to save snapshot", "problem deleting the lock")
+# The backend could not be opened at all (down, a wrong address, wrong credentials): nothing ran.
+UNREACHABLE = ("unable to open state", "unable to open bucket")
+MISSING_STACK = "no stack named"
+
+
+def backend_name(env: Mapping[str, str]) -> str:
+    """`postgres://db.internal:5432/pulumi`: PULUMI_BACKEND_URL without user, password or query."""
+    url = env.get("PULUMI_BACKEND_URL")
+    if not url:
+        return "Pulumi Cloud"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def hint(messages: Iterable[str], stack: str, env: Mapping[str, str]) -> str | None:
+    """The `Hint:` line for a failure of the state backend found in `messages`; None if there is none."""
+    text = "\n".join(messages)
+    where = backend_name(env)
+    cancel = f"`pulumi cancel --stack {stack} --yes`"
+    if LOCKED in text:
+        return (
+            f"Hint: another run of stack {stack!r} holds its lock in the state backend {where} (which run, and "
+            f"since when, is above). Wait for it to end. If that run is gone (killed, or it lost the state "
+            f"backend mid-run), release the lock with {cancel} and run this again."
+        )
+    if any(marker in text for marker in FAILED_DURING_RUN):
+        return (
+            f"Hint: the state backend {where} failed during the run. Changes made since its last checkpoint "
+            f"were applied but not recorded, and the run's lock is probably still there. When the backend is "
+            f"back and no other run of stack {stack!r} is going on, run {cancel}, then deploy again: its "
+            f"refresh records what was applied, and nothing is applied twice."
+        )
+    if any(marker in text for marker in UNREACHABLE):
+        return (
+            f"Hint: the state backend {where} could not be opened (down, a wrong address or wrong credentials), "
+            f"so nothing was changed. Check that it is up and that PULUMI_BACKEND_URL and its credentials "
+            f"(for postgres://, the URL's password or PGPASSWORD) are right, then run this again."
+        )
+    return None
+
+
+def stack_lookup_failed(stack: str, stderr: str, env: Mapping[str, str]) -> str:
+    """The error for a failed lookup of the stack: a missing stack, or a backend that could not be opened."""
+    reason = stderr.strip()
+    if MISSING_STACK in reason:
+        return f"stack {stack!r} not found in the backend: {reason}"
+    found = hint([reason], stack, env)
+    return f"could not open stack {stack!r} in the state backend {backend_name(env)}: {reason}" + (
+        f"\n{found}" if found else ""
+    )
