@@ -2,40 +2,41 @@
 
 Reads the fleet from stack config (`sendgrid-click-tracking:parent` / `:subusers`) or from the
 YAML file named by `sendgrid-click-tracking:fleetFile`, declares one ClickTracking per account,
-and exports what SendGrid answered.
+and exports what SendGrid answered. Every mistake in the stack config (unknown keys, an API key in
+plaintext, a fleet without accounts that does not say `manageNothing: true`, ...) fails
+`pulumi preview` with one message that lists them all, before any resource is declared.
 """
 
 from pathlib import Path
 
 import pulumi
-import yaml
 from pulumi_sendgrid_tracking import ClickTracking
-from pulumi_sendgrid_tracking.fleet import FleetConfigError, parse_fleet
+from pulumi_sendgrid_tracking.fleet import PROGRAM_KEYS, FleetConfigError, fleet_from_stack_config
+from pulumi_sendgrid_tracking.stack_config import (
+    check_stack_config,
+    current_stack_config,
+    split_key,
+    stack_config_warnings,
+)
 
-if pulumi.Config("sendgrid").get_secret("apiKey") is not None:
-    pulumi.log.warn(
-        "sendgrid:apiKey is set in stack config. Pulumi records a dynamic provider's stack config, encrypted, "
-        "in the state (`pulumi stack export --show-secrets` shows it), and refresh/destroy use that recorded "
-        "key unless PULUMI_RUN_PROGRAM=true. To keep the key out of the state, set SENDGRID_API_KEY instead."
-    )
-
-config = pulumi.Config()
-fleet_file = config.get("fleetFile")
-inline = {key: value for key in ("parent", "subusers") if (value := config.get_object(key)) is not None}
-if fleet_file and inline:
-    raise pulumi.RunError("set either sendgrid-click-tracking:fleetFile or parent/subusers in stack config, not both")
-if fleet_file:
-    try:
-        desired = yaml.safe_load(Path(fleet_file).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise pulumi.RunError(f"sendgrid-click-tracking:fleetFile: cannot read {fleet_file}: {exc}") from None
-else:
-    desired = inline
-
+namespace, stack = pulumi.get_project(), pulumi.get_stack()
+values, secret_keys = current_stack_config()
+for warning in stack_config_warnings(values, secret_keys, stack=stack):
+    pulumi.log.warn(warning)
+errors = []
+if problems := check_stack_config(values, secret_keys, {namespace: PROGRAM_KEYS}, stack=stack):
+    errors.append(f"invalid stack config (Pulumi.{stack}.yaml):\n  - " + "\n  - ".join(problems))
+own = {}
+for key, value in values.items():
+    key_namespace, name = split_key(key)
+    if key_namespace == namespace:
+        own[name] = value
 try:
-    entries = parse_fleet(desired)
+    entries = fleet_from_stack_config(own, lambda path: Path(path).read_text(encoding="utf-8"), namespace=namespace)
 except FleetConfigError as exc:
-    raise pulumi.RunError(str(exc)) from None
+    errors.append(str(exc))
+if errors:
+    raise pulumi.RunError("\n".join(errors))
 
 resources = {
     entry.name: ClickTracking(

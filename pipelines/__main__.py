@@ -1,4 +1,4 @@
-"""`python -m pipelines {preview,deploy,drift-check} [--stack S] [--project-dir D]`; see pipelines/common.py."""
+"""`python -m pipelines {preview,deploy,drift-check} [--stack S] [--project-dir D] [--emulator]`; see common.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--stack", help="stack name (default: $PULUMI_STACK, else dev)")
     parser.add_argument("--project-dir", help="the Pulumi project (default: this repository)")
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against the local emulator and a local state backend in <project>/.pulumi-state, "
+        "instead of SendGrid (SENDGRID_API_KEY) and the real backend",
+    )
     args = parser.parse_args(argv)
     try:
-        with environment(args.stack, args.project_dir) as run:
+        with environment(args.stack, args.project_dir, emulator=args.emulator) as run:
             return COMMANDS[args.command](run)
     except PipelineError as exc:
         emit({"command": args.command, "ok": False, "errors": [str(exc)]}, [f"{args.command}: {exc}"])

@@ -1,10 +1,14 @@
 """What every pipeline command shares: where it runs (SendGrid or the emulator), the stack, the CLI.
 
-Pipeline mode: SENDGRID_API_KEY is set (from the pipeline's secrets), and the state backend is
-PULUMI_BACKEND_URL (s3://, azblob://, gs://, file://) or Pulumi Cloud (PULUMI_ACCESS_TOKEN). The
-stack must already exist.
-Emulator mode (the default, no SENDGRID_API_KEY): the local emulator, persisted with `make demo`'s
-world in .pulumi-state/, and a local file backend there; the stack is created if missing.
+SendGrid mode (the default): SENDGRID_API_KEY must be set and non-empty (from the pipeline's
+secrets; a missing secret is an error, never a silent switch to the emulator), and the state
+backend is PULUMI_BACKEND_URL (s3://, azblob://, gs://, file://) or Pulumi Cloud
+(PULUMI_ACCESS_TOKEN). The stack must already exist there.
+Emulator mode (only with --emulator): the local emulator, persisted with `make demo`'s world in
+<project>/.pulumi-state/, with a local file backend there whatever PULUMI_BACKEND_URL says. The
+stack must have a Pulumi.<stack>.yaml; it is created in the local backend if missing. Pulumi
+reads (and may write, e.g. its `encryptionsalt`) a copy of that file kept in .pulumi-state/, so
+no run changes a tracked file.
 Machine-readable JSON goes to stdout, a human summary to stderr.
 """
 
@@ -21,11 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .backend import stack_lookup_failed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 DEMO_PASSPHRASE = "demo-passphrase-not-a-secret"  # noqa: S105 - the documented demo passphrase
+EMULATOR_KEY = "SG.emulator-local-dev-key"  # the emulator's default key, not a real one
+CONFIG_COMMANDS = frozenset({"preview", "up", "refresh", "destroy"})
+"""The pulumi commands that read the stack config (and so take --config-file)."""
+# Emulator mode never uses these from the caller's environment: they point at real state or accounts.
+REAL_WORLD = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_HOME")
 
 
 class PipelineError(Exception):
@@ -40,10 +51,13 @@ class Run:
     stack: str
     mode: str
     env: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+    """The stack config file Pulumi reads instead of <project>/Pulumi.<stack>.yaml (emulator mode)."""
 
     def pulumi(self, *args: str, stack: bool = True) -> subprocess.CompletedProcess[str]:
+        config = ["--config-file", str(self.config_file)] if self.config_file and args[0] in CONFIG_COMMANDS else []
         return subprocess.run(
-            ["pulumi", *args, *(["--stack", self.stack] if stack else []), "--non-interactive"],
+            ["pulumi", *args, *(["--stack", self.stack] if stack else []), *config, "--non-interactive"],
             cwd=self.project_dir,
             env=self.env,
             capture_output=True,
@@ -126,48 +140,123 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
 
 
+def stack_config_path(project: Path, stack: str) -> Path:
+    """Where Pulumi looks for a stack's config: Pulumi.<stack>.yaml beside Pulumi.yaml, or in its stackConfigDir."""
+    try:
+        settings = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineError(f"{project}: no readable Pulumi.yaml ({exc}); check --project-dir") from None
+    config_dir = settings.get("stackConfigDir") if isinstance(settings, dict) else None
+    name = stack.rsplit("/", 1)[-1]  # org/project/stack names the same file
+    return project / (config_dir or "") / f"Pulumi.{name}.yaml"
+
+
+def _known_stacks(project: Path, stack: str) -> str:
+    found = sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in stack_config_path(project, stack).parent.glob("Pulumi.*.yaml")
+    )
+    return ", ".join(found) or "none"
+
+
+def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
+    if not env.get("SENDGRID_API_KEY", "").strip():
+        raise PipelineError(
+            "SENDGRID_API_KEY is not set or is empty: add the secret SENDGRID_API_KEY (a SendGrid API key with "
+            "tracking_settings.click.read and .update) to this pipeline's environment. "
+            "To run against the local emulator instead, pass --emulator."
+        )
+    if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
+        whoami = subprocess.run(["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False)
+        if whoami.returncode != 0:
+            raise PipelineError(
+                "no state backend: set PULUMI_BACKEND_URL (s3://…, azblob://…, gs://…, postgres://…, file://…) "
+                "or PULUMI_ACCESS_TOKEN for Pulumi Cloud"
+            )
+    run = Run(project, name, "sendgrid", env)
+    # Not `stack select`: it would save the backend URL, credentials and all, under ~/.pulumi/workspaces.
+    found = run.pulumi("stack", "--show-name")
+    if found.returncode != 0:
+        raise PipelineError(stack_lookup_failed(name, found.stderr, env))
+    return run
+
+
+def _emulator_config(project: Path, name: str, state: Path) -> Path:
+    """A copy of Pulumi.<stack>.yaml in .pulumi-state/, for Pulumi to read and write instead of the tracked file.
+
+    The copy keeps the `encryptionsalt` Pulumi wrote into it on an earlier run when the tracked file
+    has none (prod), so the local stack's secrets stay readable; the config itself is the tracked one.
+    """
+    tracked = stack_config_path(project, name)
+    if not tracked.is_file():
+        raise PipelineError(
+            f"unknown stack {name!r}: there is no {tracked.relative_to(project)} in {project} "
+            f"(stacks with a config file: {_known_stacks(project, name)}); check --stack"
+        )
+    text = tracked.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{tracked.name} is not valid YAML: {exc}") from None
+    shadow_dir = state / "stack-config"
+    shadow_dir.mkdir(parents=True, exist_ok=True)
+    shadow = shadow_dir / tracked.name
+    if not (isinstance(data, dict) and data.get("encryptionsalt")) and shadow.is_file():
+        remembered = yaml.safe_load(shadow.read_text(encoding="utf-8")) or {}
+        if isinstance(remembered, dict) and remembered.get("encryptionsalt"):
+            text = f"{text.rstrip()}\nencryptionsalt: {remembered['encryptionsalt']}\n"
+    shadow.write_text(text, encoding="utf-8")
+    # `pulumi stack init` has no --config-file: it runs beside the copy, in a project of the same name.
+    name_in_project = (yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8")) or {}).get("name")
+    (shadow_dir / "Pulumi.yaml").write_text(yaml.safe_dump({"name": name_in_project, "runtime": "python"}))
+    return shadow
+
+
 @contextmanager
-def environment(stack: str | None, project_dir: str | None) -> Iterator[Run]:
-    """The environment for one command; in emulator mode, a running emulator."""
+def environment(stack: str | None, project_dir: str | None, *, emulator: bool = False) -> Iterator[Run]:
+    """The environment for one command: SendGrid (the default), or with `emulator`, a running local emulator.
+
+    Raises PipelineError (exit 1) without running anything when SendGrid mode has no API key, the
+    stack is unknown, or no state backend is configured.
+    """
     project = Path(project_dir or os.environ.get("PULUMI_PROJECT_DIR") or ROOT).resolve()
     env = _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
     name = stack or os.environ.get("PULUMI_STACK") or "dev"
-    if env.get("SENDGRID_API_KEY"):
-        if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
-            whoami = subprocess.run(
-                ["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False
-            )
-            if whoami.returncode != 0:
-                raise PipelineError(
-                    "no state backend: set PULUMI_BACKEND_URL (s3://…, azblob://…, file://…) "
-                    "or PULUMI_ACCESS_TOKEN for Pulumi Cloud"
-                )
-        run = Run(project, name, "sendgrid", env)
-        # Not `stack select`: it would save the backend URL, credentials and all, under ~/.pulumi/workspaces.
-        found = run.pulumi("stack", "--show-name")
-        if found.returncode != 0:
-            raise PipelineError(stack_lookup_failed(name, found.stderr, env))
-        yield run
+    if not emulator:
+        yield _sendgrid(project, name, env)
         return
 
     from pulumi_sendgrid_tracking.emulator import EmulatorProcess  # noqa: PLC0415 - emulator mode only; pipeline mode never loads it
 
     state = project / ".pulumi-state"
     state.mkdir(exist_ok=True)
-    env.setdefault("PULUMI_BACKEND_URL", f"file://{state}")
-    env.setdefault("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE)
-    env.setdefault("PULUMI_HOME", str(state / "home"))
+    config_file = _emulator_config(project, name, state)
+    env = {k: v for k, v in env.items() if not k.startswith("SENDGRID_") and k not in REAL_WORLD}
+    env.update(
+        {
+            "PULUMI_BACKEND_URL": f"file://{state}",
+            "PULUMI_CONFIG_PASSPHRASE": DEMO_PASSPHRASE,
+            "PULUMI_HOME": str(state / "home"),
+        }
+    )
     seed = ROOT / "tools" / "demo-seed.json"
-    with EmulatorProcess("--seed", str(seed), "--state-file", str(state / "emulator.json")) as emulator:
+    with EmulatorProcess("--seed", str(seed), "--state-file", str(state / "emulator.json")) as running:
         env.update(
             {
-                "SENDGRID_API_KEY": "SG.emulator-local-dev-key",
-                "SENDGRID_BASE_URL": emulator.base_url,
-                "SENDGRID_EU_BASE_URL": emulator.eu_base_url,
+                "SENDGRID_API_KEY": EMULATOR_KEY,
+                "SENDGRID_BASE_URL": running.base_url,
+                "SENDGRID_EU_BASE_URL": running.eu_base_url,
             }
         )
-        run = Run(project, name, "emulator", env)
-        selected = run.pulumi("stack", "select", "--create", name, stack=False)
-        if selected.returncode != 0:
-            raise PipelineError(f"could not select stack {name!r}: {selected.stderr.strip()}")
+        run = Run(project, name, "emulator", env, config_file)
+        if run.pulumi("stack", "select", name, stack=False).returncode != 0:
+            created = subprocess.run(
+                ["pulumi", "stack", "init", name, "--secrets-provider", "passphrase", "--non-interactive"],
+                cwd=config_file.parent,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if created.returncode != 0:
+                raise PipelineError(f"could not create stack {name!r} in {state}: {created.stderr.strip()}")
         yield run

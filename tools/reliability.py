@@ -160,7 +160,17 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
             "After SIGKILL, a create killed between its PATCH and Pulumi's checkpoint is re-adopted; its",
             "`original_enabled` is then the new value (the setting itself is right and changed once).",
         ]
-    out += ["", "## Bad input", ""]
+    out += [
+        "",
+        "## Bad input",
+        "",
+        "Each input is a `pulumi preview` through the real engine, which must fail with the expected message",
+        "before any request: a resource's arguments (`check`), the stack config's keys (unknown keys in `sendgrid:`",
+        "and the program's namespace, an API key in plaintext), the fleet (shapes, duplicate YAML keys, unquoted",
+        "`accountId`s, an empty fleet without `manageNothing: true`), and the provider's settings. The message",
+        "column is the line of the error that names the problem.",
+        "",
+    ]
     out += _table(
         ["input", "rejected at", "requests sent", "message"],
         [

@@ -8,7 +8,6 @@ Configure the key and the accounts, then `pulumi up`:
 """
 
 import pulumi
-
 from pulumi_sendgrid_tracking import ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
 
 config = pulumi.Config()

@@ -225,7 +225,7 @@ SUBSCRIPTION = TrackingSetting(
         Field(
             "url",
             str,
-            "Where recipients who unsubscribe are sent (wins over `landing`; \"\" clears it).",
+            'Where recipients who unsubscribe are sent (wins over `landing`; "" clears it).',
             max_length=MAX_URL,
             check=_absolute_http_url,
         ),

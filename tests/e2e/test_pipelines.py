@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,25 +110,104 @@ def test_errors_exit_1_with_the_reason(project: PulumiProject) -> None:
     assert "wrong-pipeline-key" not in json.dumps(result)
 
 
-def test_emulator_is_the_default(project: PulumiProject) -> None:
-    env = {k: v for k, v in project.env.items() if not k.startswith(("SENDGRID_", "PULUMI_BACKEND_URL"))}
-    env.pop("PULUMI_CONFIG_PASSPHRASE")
-    write_fleet(project, "local", {"subusers": [{"username": "alice", "enabled": False}]})
-    result = subprocess.run(
-        [str(ROOT / "pipelines" / "deploy"), "--stack", "local", "--project-dir", str(project.dir)],
-        env=env,
+def no_key_env(project: PulumiProject, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in project.env.items() if k != "SENDGRID_API_KEY"}
+    return {**env, **extra}
+
+
+def run_script(argv: list[str], env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_a_missing_or_empty_key_is_an_error_not_the_emulator(project: PulumiProject) -> None:
+    write_fleet(project, "dev", FLEET)
+    assert pipeline(project, "deploy")[0] == 0
+    state_before = project.export()["deployment"]["resources"]
+    project.api_log()
+    # A missing CI secret reads as an empty string; the real state backend is still configured.
+    for env in (
+        no_key_env(project),
+        no_key_env(project, SENDGRID_API_KEY=""),
+        no_key_env(project, SENDGRID_API_KEY=" "),
+    ):
+        for command in ("preview", "deploy", "drift-check"):
+            code, result, summary = run_script(
+                [str(ROOT / "pipelines" / command), "--stack", "dev", "--project-dir", str(project.dir)], env
+            )
+            assert code == 1 and result["ok"] is False
+            (error,) = result["errors"]
+            assert error.startswith("SENDGRID_API_KEY is not set or is empty: add the secret SENDGRID_API_KEY")
+            assert "pass --emulator" in error and error in summary
+    assert project.export()["deployment"]["resources"] == state_before
+    assert project.api_log() == []
+    assert not (project.dir / ".pulumi-state").exists()  # no local world was started
+
+
+def repository_copy(tmp_path: Path) -> Path:
+    """The repository's program, stack files and fleets, committed in a git repository of their own."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("__main__.py", "Pulumi.dev.yaml", "Pulumi.prod.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "fleets", copy / "fleets")
+    settings = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    settings["runtime"]["options"]["virtualenv"] = str(Path(sys.executable).parent.parent)  # the copy has no .venv
+    (copy / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+    git = ["git", "-C", str(copy), "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "the repository"], check=True)
+    return copy
+
+
+def git_status(copy: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(copy), "status", "--porcelain", "--untracked-files=all"],
         capture_output=True,
         text=True,
-        timeout=600,
-        check=False,
-    )
-    payload = json.loads(result.stdout)
-    assert result.returncode == 0, result.stderr
-    assert payload["mode"] == "emulator"
-    assert payload["accounts"] == [
-        {"account": "global/alice", "enabled": False, "original_enabled": True, "resource": "subuser-alice"}
-    ]
-    assert (project.dir / ".pulumi-state" / "emulator.json").exists()  # the emulator's world persists
+        check=True,
+    ).stdout
+
+
+def test_emulator_mode_only_when_asked_and_no_tracked_file_changes(project: PulumiProject, tmp_path: Path) -> None:
+    copy = repository_copy(tmp_path)
+    write_fleet(project, "dev", FLEET)
+    assert pipeline(project, "deploy")[0] == 0
+    real_state = project.export()["deployment"]["resources"]
+    project.api_log()
+    # The real world's settings are in the environment; --emulator must use none of them.
+    env = {**project.env, "SENDGRID_API_KEY": "SG.real-world-test-key"}
+    expected = {
+        "dev": {"global": True, "global/alice": False, "global/bob": True, "eu/carol": True},
+        "prod": {"global": True, "global/alice": True, "global/bob": True, "eu/carol": True},
+    }
+    for stack in ("prod", "dev", "prod"):  # prod twice: the second run reuses the first one's local stack
+        for command in ("deploy", "preview", "drift-check"):
+            code, result, summary = run_script(
+                [str(ROOT / "pipelines" / command), "--emulator", "--stack", stack, "--project-dir", str(copy)], env
+            )
+            assert code == 0, summary
+            assert result["mode"] == "emulator" and result["ok"] is True
+            if command == "deploy":
+                assert {a["account"]: a["enabled"] for a in result["accounts"]} == expected[stack]
+        assert git_status(copy) == ""  # nothing tracked changed, nothing untracked appeared (.pulumi-state is ignored)
+    assert (copy / ".pulumi-state" / "emulator.json").exists()  # the local world persists
+    assert project.export()["deployment"]["resources"] == real_state
+    assert project.api_log() == []
+
+    # A mistyped stack: no new stack, no new file.
+    for command in ("preview", "deploy", "drift-check"):
+        code, result, _ = run_script(
+            [str(ROOT / "pipelines" / command), "--emulator", "--stack", "prdo", "--project-dir", str(copy)], env
+        )
+        assert code == 1 and result["ok"] is False
+        assert result["errors"] == [
+            f"unknown stack 'prdo': there is no Pulumi.prdo.yaml in {copy} "
+            "(stacks with a config file: dev, prod); check --stack"
+        ]
+    assert git_status(copy) == ""
+    assert not list((copy / ".pulumi-state").rglob("prdo*"))
 
 
 def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_each_other(

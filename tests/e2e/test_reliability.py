@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pulumi_sendgrid_tracking.emulator import Fault
@@ -209,204 +209,376 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
 
 # -- bad input: rejected at preview, zero requests --------------------------------------------
 
-BAD_INPUTS: list[tuple[str, str, dict[str, Any], dict[str, str], list[str]]] = [
-    # (case, program, stack config, environment, what the message must say)
-    (
+
+class BadInput(NamedTuple):
+    """One bad input: it must fail `pulumi preview` with every `expected` text, before any request."""
+
+    case: str
+    program: str
+    """`direct` (one ClickTracking from the config key `args`) or `fleet` (the repository's __main__.py)."""
+    config: dict[str, Any]
+    """Stack config; a key without a namespace is in the program's (`sendgrid-click-tracking:`)."""
+    env: dict[str, str]
+    expected: list[str]
+    files: tuple[tuple[str, str], ...] = ()
+    """Files written into the project for this case (the default fleet.yaml is restored after)."""
+    raw_config: str = ""
+    """The stack file's `config:` section as YAML text, for what JSON cannot spell (unquoted 0x10)."""
+
+
+PLAINTEXT_KEY = "SG.plaintext-test-key"
+BAD_INPUTS: list[BadInput] = [
+    BadInput(
         "enabled as a string",
         "direct",
         {"args": {"enabled": "true"}},
         {},
         ["enabled must be a boolean, got the string 'true'", "config.require_bool"],
     ),
-    ("enabled as a number", "direct", {"args": {"enabled": 1}}, {}, ["enabled must be a boolean"]),
-    (
+    BadInput("enabled as a number", "direct", {"args": {"enabled": 1}}, {}, ["enabled must be a boolean"]),
+    BadInput(
         "enabled missing",
         "direct",
         {"args": {"on_behalf_of": "alice"}},
         {},
         ["missing 1 required keyword-only argument: 'enabled'"],
     ),
-    (
+    BadInput(
         "empty on_behalf_of",
         "direct",
         {"args": {"enabled": True, "on_behalf_of": ""}},
         {},
         ["on_behalf_of must not be empty", "omit it (None)"],
     ),
-    (
+    BadInput(
         "header injection in on_behalf_of",
         "direct",
         {"args": {"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}},
         {},
         ["on_behalf_of must not contain control characters"],
     ),
-    (
+    BadInput(
         "oversized on_behalf_of",
         "direct",
         {"args": {"enabled": True, "on_behalf_of": "x" * 300}},
         {},
         ["on_behalf_of is 300 characters long"],
     ),
-    (
+    BadInput(
         "malformed account-id",
         "direct",
         {"args": {"enabled": True, "on_behalf_of": "account-id"}},
         {},
         ["must be 'account-id <id>'"],
     ),
-    (
+    BadInput(
         "unknown region",
         "direct",
         {"args": {"enabled": True, "region": "us"}},
         {},
         ["region must be one of global, eu (or omitted", "got 'us'"],
     ),
-    (
+    BadInput(
         "unknown on_delete",
         "direct",
         {"args": {"enabled": True, "on_delete": "purge"}},
         {},
         ["on_delete must be one of restore, keep, disable, got 'purge'"],
     ),
-    (
+    BadInput(
         "fleet: quoted enabled",
         "fleet",
         {"subusers": [{"username": "alice", "enabled": "false"}]},
         {},
         ["subusers[0].enabled: must be true or false (unquoted)"],
     ),
-    (
+    BadInput(
         "fleet: unknown field",
         "fleet",
         {"subusers": [{"username": "alice", "enabled": True, "enable": True}]},
         {},
         ["subusers[0].enable: unknown field"],
     ),
-    (
+    BadInput(
         "fleet: duplicate subuser",
         "fleet",
         {"subusers": [{"username": "alice", "enabled": True}, {"username": "alice", "enabled": False}]},
         {},
         ["subusers[1]: 'alice' is already configured at subusers[0]; remove one"],
     ),
-    (
+    BadInput(
         "fleet: username and accountId",
         "fleet",
         {"subusers": [{"username": "a", "accountId": "1", "enabled": True}]},
         {},
         ["subusers[0]: give exactly one of username or accountId"],
     ),
-    (
+    BadInput(
         "fleet: region in capitals",
         "fleet",
         {"subusers": [{"username": "alice", "enabled": True, "region": "EU"}]},
         {},
         ["subusers[0].region: must be one of global, eu"],
     ),
-    (
+    BadInput(
         "fleet: unknown onDelete",
         "fleet",
         {"subusers": [{"username": "alice", "enabled": True, "onDelete": "delete"}]},
         {},
         ["subusers[0].onDelete: must be one of restore, keep, disable"],
     ),
-    (
+    BadInput(
         "fleet: parent without enabled",
         "fleet",
         {"parent": {"onDelete": "keep"}},
         {},
         ["parent.enabled: required; set it to true or false"],
     ),
-    (
+    BadInput(
         "fleet: file and inline config",
         "fleet",
         {"fleetFile": "fleet.yaml", "parent": {"enabled": True}},
         {},
-        ["set either sendgrid-click-tracking:fleetFile or parent/subusers in stack config, not both"],
+        ["set either sendgrid-click-tracking:fleetFile or parent/subusers/manageNothing in stack config, not both"],
     ),
-    (
+    BadInput(
         "fleet: missing fleet file",
         "fleet",
         {"fleetFile": "nowhere.yaml"},
         {},
         ["sendgrid-click-tracking:fleetFile: cannot read nowhere.yaml"],
     ),
-    (
+    BadInput(
         "settings: no API key",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_API_KEY": ""},
         ["no SendGrid API key is set", "pulumi config set --secret sendgrid:apiKey"],
     ),
-    (
+    BadInput(
         "settings: key with a newline",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_API_KEY": "SG.abc\ndef"},
         ["the API key contains whitespace, control or non-ASCII characters"],
     ),
-    (
+    BadInput(
         "settings: plain http to a remote host",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_BASE_URL": "http://api.sendgrid.com"},
         ["SENDGRID_BASE_URL", "would send the API key unencrypted"],
     ),
-    (
+    BadInput(
         "settings: base URL with credentials",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_BASE_URL": "https://user:pw@api.sendgrid.com"},
         ["the URL contains credentials"],
     ),
-    (
+    BadInput(
         "settings: base URL with a path",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_BASE_URL": "https://api.sendgrid.com/v3"},
         ["the URL has a path, query or fragment"],
     ),
-    (
+    BadInput(
         "settings: unknown stack region",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_REGION": "asia"},
         ["SENDGRID_REGION: unknown region 'asia'"],
     ),
-    (
+    BadInput(
         "settings: timeout not a number",
         "fleet",
         {"parent": {"enabled": True}},
         {"SENDGRID_REQUEST_TIMEOUT": "fast"},
         ["SENDGRID_REQUEST_TIMEOUT: 'fast' is not a number of seconds"],
     ),
-    (
+    BadInput(
         "settings: EU without an EU base URL",
         "fleet",
         {"subusers": [{"username": "carol", "enabled": True, "region": "eu"}]},
         {"SENDGRID_EU_BASE_URL": ""},
         ["set sendgrid:euBaseUrl (or SENDGRID_EU_BASE_URL) too"],
     ),
+    BadInput(
+        "config: misspelled program key (fleetfile)",
+        "fleet",
+        {"fleetfile": "fleet.yaml"},
+        {},
+        [
+            "sendgrid-click-tracking:fleetfile: unknown key (keys are case-sensitive); "
+            "did you mean sendgrid-click-tracking:fleetFile?",
+            "no fleet configured",
+        ],
+    ),
+    BadInput(
+        "config: misspelled sendgrid key (regoin)",
+        "fleet",
+        {"sendgrid:regoin": "eu", "parent": {"enabled": True}},
+        {},
+        ["sendgrid:regoin: unknown key; did you mean sendgrid:region?"],
+    ),
+    BadInput(
+        "config: sendgrid:apikey in the wrong case",
+        "fleet",
+        {"sendgrid:apikey": "SG.x", "parent": {"enabled": True}},
+        {},
+        ["sendgrid:apikey: unknown key (keys are case-sensitive); did you mean sendgrid:apiKey?", "--secret"],
+    ),
+    BadInput(
+        "config: API key in plaintext",
+        "fleet",
+        {"sendgrid:apiKey": PLAINTEXT_KEY, "parent": {"enabled": True}},
+        {},
+        [
+            "sendgrid:apiKey: the API key is stored in plaintext in Pulumi.dev.yaml",
+            "pulumi config set --secret sendgrid:apiKey",
+            "SENDGRID_API_KEY",
+        ],
+    ),
+    BadInput(
+        "fleet: no fleet config at all",
+        "fleet",
+        {},
+        {},
+        ["no fleet configured: set sendgrid-click-tracking:fleetFile", "manageNothing: true"],
+    ),
+    BadInput(
+        "fleet: empty fleet file",
+        "fleet",
+        {"fleetFile": "empty.yaml"},
+        {},
+        ["no accounts: empty.yaml is empty (or only comments)", "manageNothing: true"],
+        files=(("empty.yaml", ""),),
+    ),
+    BadInput(
+        "fleet: comment-only fleet file",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["no accounts: fleet.yaml is empty (or only comments)"],
+        files=(("fleet.yaml", "# every account removed\n"),),
+    ),
+    BadInput(
+        "fleet: parent and subusers null",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["parent: empty; give enabled: true or false", "subusers: empty; list the accounts, or write `subusers: []`"],
+        files=(("fleet.yaml", "parent: null\nsubusers: null\n"),),
+    ),
+    BadInput(
+        "fleet: no accounts inline, no manageNothing",
+        "fleet",
+        {"subusers": []},
+        {},
+        [
+            "no accounts: stack config lists no parent and no subusers",
+            "pulumi config set sendgrid-click-tracking:manageNothing true",
+        ],
+    ),
+    BadInput(
+        "fleet: manageNothing next to accounts",
+        "fleet",
+        {"manageNothing": True, "parent": {"enabled": True}},
+        {},
+        ["manageNothing: true, but the fleet lists parent"],
+    ),
+    BadInput(
+        "fleet: manageNothing not a boolean",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["manageNothing: must be true or false (unquoted), got 'yes'"],
+        files=(("fleet.yaml", "manageNothing: yes\n"),),
+    ),
+    BadInput(
+        "fleet: unquoted accountId 042 in the fleet file",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        [
+            "subusers[0].accountId: must be a string of decimal digits, got the unquoted number 34",
+            'accountId: "12345"',
+        ],
+        files=(("fleet.yaml", "subusers:\n  - accountId: 042\n    enabled: true\n"),),
+    ),
+    BadInput(
+        "fleet: unquoted accountId 0x10 in stack config",
+        "fleet",
+        {},
+        {},
+        ["subusers[0].accountId: must be a string of decimal digits, got the unquoted number 16", "--type string"],
+        raw_config="  sendgrid-click-tracking:subusers:\n    - accountId: 0x10\n      enabled: true\n",
+    ),
+    BadInput(
+        "fleet: accountId true in stack config",
+        "fleet",
+        {},
+        {},
+        ["subusers[0].accountId: must be a string of decimal digits, got the unquoted true (a boolean)"],
+        raw_config="  sendgrid-click-tracking:subusers:\n    - accountId: true\n      enabled: true\n",
+    ),
+    BadInput(
+        "fleet: accountId not digits",
+        "fleet",
+        {"subusers": [{"accountId": "-1", "enabled": True}]},
+        {},
+        ["subusers[0].accountId: must be the account's ID in decimal digits (0-9), got '-1'"],
+    ),
+    BadInput(
+        "fleet: top level of the file is a list",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["(top level): expected a mapping with parent, subusers, manageNothing, got a list"],
+        files=(("fleet.yaml", "- username: alice\n  enabled: true\n"),),
+    ),
+    BadInput(
+        "fleet: duplicate key in the fleet file",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["subusers[0].enabled: given twice (lines 3 and 4)"],
+        files=(("fleet.yaml", "subusers:\n  - username: alice\n    enabled: false\n    enabled: true\n"),),
+    ),
+    BadInput(
+        "fleet: enabled: yes in the fleet file",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["subusers[0].enabled: must be true or false (unquoted), got 'yes'"],
+        files=(("fleet.yaml", "subusers:\n  - username: alice\n    enabled: yes\n"),),
+    ),
 ]
 
 
 def test_bad_inputs_are_rejected_at_preview_before_any_request(project: PulumiProject) -> None:
-    assert len(BAD_INPUTS) >= 20
+    assert len(BAD_INPUTS) >= 40
     main = (project.dir / "__main__.py").read_text()
-    (project.dir / "fleet.yaml").write_text("parent:\n  enabled: true\n")
+    default_fleet = "parent:\n  enabled: true\n"
     failures = []
-    for case, program, config, env, expected in BAD_INPUTS:
+    for case, program, config, env, expected, files, raw_config in BAD_INPUTS:
         (project.dir / "__main__.py").write_text(DIRECT if program == "direct" else main)
+        (project.dir / "fleet.yaml").write_text(default_fleet)
+        for name, text in files:
+            (project.dir / name).write_text(text)
         stack_file = project.dir / "Pulumi.dev.yaml"
         salt = [line for line in stack_file.read_text().splitlines() if line.startswith("encryptionsalt")]
-        lines = {"config": {f"sendgrid-click-tracking:{key}": value for key, value in config.items()}}
-        stack_file.write_text(json.dumps(lines) + "\n" + "\n".join(salt) + "\n")
+        lines = {"config": {(key if ":" in key else f"sendgrid-click-tracking:{key}"): v for key, v in config.items()}}
+        section = f"config:\n{raw_config}" if raw_config else json.dumps(lines)
+        stack_file.write_text(section + "\n" + "\n".join(salt) + "\n")
         before = len(project.emulator.state.request_log())
         result = project.run("preview", check=False, env={k: v for k, v in env.items()})
         text = result.stdout + result.stderr
         sent = len(project.emulator.state.request_log()) - before
         missing = [part for part in expected if part not in text]
-        if result.returncode == 0 or missing or sent:
+        traceback = program == "fleet" and "Traceback" in text  # the program reports mistakes, it does not crash
+        if result.returncode == 0 or missing or sent or PLAINTEXT_KEY in text or traceback:
             failures.append((case, result.returncode, missing, sent, text[-1500:]))
         record(
             "bad_input",
