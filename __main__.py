@@ -12,19 +12,12 @@ from pathlib import Path
 import pulumi
 from pulumi_sendgrid_tracking import ClickTracking
 from pulumi_sendgrid_tracking.fleet import PROGRAM_KEYS, FleetConfigError, fleet_from_stack_config
-from pulumi_sendgrid_tracking.stack_config import (
-    check_stack_config,
-    current_stack_config,
-    split_key,
-    stack_config_warnings,
-)
+from pulumi_sendgrid_tracking.stack_config import check_running_program, current_stack_config, split_key
 
 namespace, stack = pulumi.get_project(), pulumi.get_stack()
-values, secret_keys = current_stack_config()
-for warning in stack_config_warnings(values, secret_keys, stack=stack):
-    pulumi.log.warn(warning)
+values, _ = current_stack_config()
 errors = []
-if problems := check_stack_config(values, secret_keys, {namespace: PROGRAM_KEYS}, stack=stack):
+if problems := check_running_program({namespace: PROGRAM_KEYS}):
     errors.append(f"invalid stack config (Pulumi.{stack}.yaml):\n  - " + "\n  - ".join(problems))
 own = {}
 for key, value in values.items():

@@ -25,6 +25,7 @@ from .providers import (
     SubscriptionTrackingProvider,
 )
 from .singleton import SettingProvider
+from .stack_config import check_running_program
 
 __all__ = ["Adoption", "ClickTracking", "GoogleAnalytics", "OpenTracking", "SubscriptionTracking"]
 
@@ -108,7 +109,11 @@ def _declare(
     props: dict[str, Any],
     opts: pulumi.ResourceOptions | None,
 ) -> None:
-    """Check the account has one owner, declare its adoption record, then the setting itself."""
+    """Check the stack config and that the account has one owner; declare its adoption record, then the setting."""
+    if problems := check_running_program():
+        raise pulumi.RunError(
+            f"invalid stack config (Pulumi.{pulumi.get_stack()}.yaml):\n  - " + "\n  - ".join(problems)
+        )
     setting = provider.setting
     on_behalf_of = _plain(props.get("on_behalf_of"), "on_behalf_of", resource_name)
     region = _plain(props.get("region"), "region", resource_name)

@@ -12,6 +12,7 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import pulumi
 from pulumi.runtime import config as runtime_config
 
 from .config import SOURCES
@@ -153,3 +154,24 @@ def current_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
     secret = set(runtime_config.get_config_secret_keys_env())
     secret.update(key for key in values if runtime_config.is_config_secret(key))
     return values, frozenset(secret)
+
+
+_checked = False
+
+
+def check_running_program(namespaces: Mapping[str, Collection[str]] | None = None) -> list[str]:
+    """The running program's config problems, the first time this is called in the process; [] after.
+
+    The resources call it before their first declaration (the `sendgrid` namespace), so that any
+    program using the package gets the check; a program that checks its own namespace too calls it
+    first, with `namespaces`, and reports everything in one message. Logs the warnings once.
+    """
+    global _checked  # noqa: PLW0603 - once per program run
+    if _checked:
+        return []
+    _checked = True
+    values, secret_keys = current_stack_config()
+    stack = pulumi.get_stack()
+    for warning in stack_config_warnings(values, secret_keys, stack=stack):
+        pulumi.log.warn(warning)
+    return check_stack_config(values, secret_keys, namespaces, stack=stack)
