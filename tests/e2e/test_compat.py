@@ -6,6 +6,7 @@ The fixtures under tests/compat/v*/ are saved by `python -m tests.compat.save` a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -124,3 +125,40 @@ def test_a_stack_of_an_earlier_release_refreshes_previews_and_destroys(
                 }[outs["on_delete"]]
                 assert now.get(field) == expected, (resource["urn"], field)
         assert project.resources() == {}
+
+
+def test_a_stack_of_0_1_0_upgrades_with_one_up_that_sends_no_change(tmp_path: Path, pulumi_bin: Path) -> None:
+    """0.1.0 ran from a clone (`provider.click_tracking`); its state names a module that no longer exists.
+
+    Preview works (it unpickles the program's new provider); one `pulumi up` records the adoption
+    records and rewrites every resource's provider reference without a PATCH; from then on refresh
+    and destroy work, and destroy puts back the originals 0.1.0 recorded.
+    """
+    fixture = COMPAT / "legacy-v0.1.0"
+    state = json.loads((fixture / "state.json").read_text())
+    assert all(
+        b"provider.click_tracking" in base64.b64decode(r["outputs"]["__provider"]) for r in setting_resources(state)
+    )
+    world = EmulatorState(api_keys=[TEST_KEY])
+    world.restore(json.loads((fixture / "world.json").read_text()))
+    with Emulator(world) as emulator:
+        project = PulumiProject(tmp_path, emulator, pulumi_bin)
+        shutil.copy(fixture / "Pulumi.dev.yaml", project.dir / "Pulumi.dev.yaml")
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        project.run("stack", "import", "--file", str(tmp_path / "state.json"))
+        originals = {r["urn"].rsplit("::", 1)[1]: r["outputs"]["original_enabled"] for r in setting_resources(state)}
+        assert originals == {"parent": True, "subuser-alice": True, "subuser-bob": False}
+
+        preview = project.run("preview")
+        assert "+ 3 to create" in preview.stdout and "~ 3 to update" in preview.stdout
+        assert project.api_log() == []
+        project.up()
+        assert sorted(map(str, project.api_log())) == sorted(
+            map(str, [("GET", None, None), ("GET", "alice", None), ("GET", "bob", None)])
+        )  # the adoption records read; no PATCH
+        project.run("preview", "--expect-no-changes")
+        project.run("refresh", "--yes", "--skip-preview")
+        project.run("destroy", "--yes", "--skip-preview")
+        after = emulator.state.snapshot()["global"]
+        assert after["parent"]["click"]["enabled"] is True
+        assert {u: after["subusers"][u]["click"]["enabled"] for u in ("alice", "bob")} == {"alice": True, "bob": False}
