@@ -1,0 +1,32 @@
+"""SendGrid tracking settings as Pulumi resources.
+
+from pulumi_sendgrid_tracking import ClickTracking, OpenTracking, SubscriptionTracking, GoogleAnalytics
+
+ClickTracking("alice-clicks", enabled=False, on_behalf_of="alice")
+"""
+
+from ._version import __version__
+from .errors import SendGridError
+from .providers import (
+    AdoptionProvider,
+    ClickTrackingProvider,
+    GoogleAnalyticsProvider,
+    OpenTrackingProvider,
+    SubscriptionTrackingProvider,
+)
+from .resources import Adoption, ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
+
+__all__ = [
+    "Adoption",
+    "AdoptionProvider",
+    "ClickTracking",
+    "ClickTrackingProvider",
+    "GoogleAnalytics",
+    "GoogleAnalyticsProvider",
+    "OpenTracking",
+    "OpenTrackingProvider",
+    "SendGridError",
+    "SubscriptionTracking",
+    "SubscriptionTrackingProvider",
+    "__version__",
+]

@@ -1,0 +1,327 @@
+"""SendGrid's tracking settings API over HTTP: session, auth, host, on-behalf-of, retries.
+
+The transport knows no fields: `get(path)` and `update(path, body)` serve every setting; what a
+setting's answer must look like is passed in by the caller (`validate`), so that a malformed 2xx
+body is asked for again. Transport errors are translated into the SendGridError tree here and nowhere else.
+Retries (429, 500, 502, 503, 504, connection and read failures) are done by urllib3's
+Retry, extended to wait for SendGrid's `X-RateLimit-Reset` and to stop at a time budget.
+GET and PATCH are both retried: PATCH sets an absolute value, so repeating it is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, Self
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BUDGET
+from .errors import (
+    MalformedResponseError,
+    TransportError,
+    error_class_for,
+    parse_error_details,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"pulumi-sendgrid-tracking/{__version__} python-requests/{requests.__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MALFORMED_BODY_RETRIES = 2
+POOL_SIZE = 16
+
+# Indirections so tests can observe waits without sleeping.
+_monotonic: Callable[[], float] = time.monotonic
+_wall_clock: Callable[[], float] = time.time
+_sleep: Callable[[float], None] = time.sleep
+
+
+Validate = Callable[[dict[str, Any]], dict[str, Any]]
+"""Checks a 2xx answer's JSON object and returns what the caller keeps; raises ValueError if malformed."""
+
+
+class SendGridRetry(Retry):
+    """urllib3 Retry that waits for X-RateLimit-Reset on 429 and stops at a time budget.
+
+    The budget counts from the first failure of a call; a retry whose wait would end past
+    it is not made, and the last answer (or error) is returned to the caller instead.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        budget: float = DEFAULT_RETRY_BUDGET,
+        deadline: float | None = None,
+        planned_wait: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.deadline = deadline
+        self.planned_wait = planned_wait
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("budget", self.budget)
+        kw.setdefault("deadline", self.deadline)
+        kw.setdefault("planned_wait", 0.0)
+        return super().new(**kw)
+
+    def get_backoff_time(self) -> float:
+        failures = len(self.history)
+        if failures == 0:
+            return 0.0
+        backoff = self.backoff_factor * (2 ** (failures - 1)) + random.random() * self.backoff_jitter
+        return float(min(self.backoff_max, backoff))
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        if response.status != 429:
+            return super().get_retry_after(response)
+        reset = response.headers.get("X-RateLimit-Reset")
+        try:
+            reset_at = float(reset) if reset is not None else None
+        except ValueError:
+            reset_at = None
+        if reset_at is None or math.isnan(reset_at):  # missing, unparsable or NaN: back off instead
+            return None
+        # Jitter keeps several waiting clients from hitting the new window at the same instant.
+        return max(0.0, reset_at - _wall_clock()) + random.uniform(0.05, 0.25)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        now = _monotonic()
+        deadline = self.deadline if self.deadline is not None else now + self.budget
+        wait = None
+        if response is not None and self.respect_retry_after_header:
+            wait = new_retry.get_retry_after(response)
+        if wait is None:
+            wait = new_retry.get_backoff_time()
+        if now + wait > deadline:
+            raise MaxRetryError(_pool, url or "", ResponseError("retry time budget exhausted"))
+        _record_attempt()
+        new_retry.deadline = deadline
+        new_retry.planned_wait = wait
+        return new_retry
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        if self.planned_wait > 0:
+            log.debug("waiting %.2fs before retrying", self.planned_wait)
+            _sleep(self.planned_wait)
+
+
+_attempts = threading.local()
+
+
+def _record_attempt() -> None:
+    _attempts.count = getattr(_attempts, "count", 1) + 1
+
+
+def make_retry(budget: float) -> SendGridRetry:
+    """The retry policy used for every call."""
+    return SendGridRetry(
+        total=None,
+        connect=4,
+        read=3,
+        status=10,
+        other=0,
+        redirect=0,
+        allowed_methods=frozenset({"GET", "PATCH"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=0.5,
+        backoff_max=8.0,
+        backoff_jitter=0.25,
+        raise_on_status=False,
+        raise_on_redirect=False,
+        respect_retry_after_header=True,
+        budget=budget,
+    )
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets the Authorization header; its repr never shows the key."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+
+class SendGridClient:
+    """A thread-safe client for one API root and one key.
+
+    Every method raises only SendGridError subclasses, and only after the retry policy
+    gave up; no message or log line contains the key.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, request_timeout)
+        self.retry_budget = retry_budget
+        session = requests.Session()
+        session.auth = _BearerAuth(api_key)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        # No cookies: the session is shared by the provider's handler threads.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = HTTPAdapter(max_retries=make_retry(retry_budget), pool_connections=2, pool_maxsize=POOL_SIZE)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"SendGridClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path: str, on_behalf_of: str | None = None, *, validate: Validate | None = None) -> dict[str, Any]:
+        """GET a setting: SendGrid's JSON object, checked by `validate`. Safe to retry."""
+        return self._call("GET", path, None, on_behalf_of, validate)
+
+    def update(
+        self,
+        path: str,
+        body: dict[str, Any],
+        on_behalf_of: str | None = None,
+        *,
+        validate: Validate | None = None,
+    ) -> dict[str, Any]:
+        """PATCH `body` (sent as given: `false` and `""` included) and return SendGrid's answer.
+
+        Idempotent: the body holds absolute values, so repeating it leaves the same state. On
+        TransportError or ServerError the change may or may not have landed.
+        """
+        if not body:
+            raise ValueError("an update needs at least one field")
+        return self._call("PATCH", path, body, on_behalf_of, validate)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        on_behalf_of: str | None,
+        validate: Validate | None,
+    ) -> dict[str, Any]:
+        """One logical call: HTTP retries by urllib3, plus asking again on a malformed 2xx body."""
+        for attempt in range(MALFORMED_BODY_RETRIES + 1):
+            response = self._send(method, path, body, on_behalf_of)
+            try:
+                return _parse(response, method, path, on_behalf_of, validate)
+            except MalformedResponseError:
+                if attempt == MALFORMED_BODY_RETRIES:
+                    raise
+                log.warning("%s %s: malformed %s answer, asking again", method, path, response.status_code)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, on_behalf_of: str | None) -> requests.Response:
+        headers = {"on-behalf-of": on_behalf_of} if on_behalf_of else {}
+        _attempts.count = 1
+        started = _monotonic()
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                verify=True,
+            )
+        except requests.RequestException as exc:
+            raise TransportError(
+                method, path, _describe(exc), attempts=_attempts.count, on_behalf_of=on_behalf_of
+            ) from None
+        attempts = _attempts.count
+        log.debug(
+            "%s %s%s -> %s in %.3fs, %d attempt(s)",
+            method,
+            path,
+            f" (on-behalf-of {on_behalf_of})" if on_behalf_of else "",
+            response.status_code,
+            _monotonic() - started,
+            attempts,
+        )
+        if not 200 <= response.status_code < 300:
+            try:
+                payload: Any = response.json()
+            except ValueError:
+                payload = None
+            cls = error_class_for(response.status_code)
+            raise cls(
+                response.status_code,
+                method,
+                path,
+                parse_error_details(payload),
+                on_behalf_of=on_behalf_of,
+                attempts=attempts,
+            )
+        return response
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A short, key-free description of a transport failure."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out waiting for SendGrid"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS verification failed"
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, MaxRetryError) and reason.reason is not None:
+            reason = reason.reason
+        if isinstance(reason, ResponseError):
+            return str(reason)
+        return f"connection failed ({type(reason).__name__})"
+    return type(exc).__name__
+
+
+def _parse(
+    response: requests.Response, method: str, path: str, on_behalf_of: str | None, validate: Validate | None
+) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise MalformedResponseError(method, path, "not JSON", on_behalf_of=on_behalf_of) from None
+    if not isinstance(payload, dict):
+        raise MalformedResponseError(method, path, "expected a JSON object", on_behalf_of=on_behalf_of)
+    if validate is None:
+        return payload
+    try:
+        return validate(payload)
+    except ValueError as exc:
+        shown = json.dumps(payload)[:200]
+        raise MalformedResponseError(method, path, f"{exc}, got {shown}", on_behalf_of=on_behalf_of) from None
+
+
+__all__ = ["SendGridClient", "SendGridRetry", "Validate", "make_retry"]
