@@ -311,10 +311,10 @@ def test_interrupted_up_then_the_same_deploy_again(project: PulumiProject, how: 
 
     # The documented recovery: `pulumi cancel` where a file backend kept its lock, then the same deploy.
     repaired = repair_empty_sidecars(project)
-    recovery = ["up"]
+    recovery = ["up --refresh"]
     if project.run("cancel", "--yes", check=False).returncode == 0:
         recovery.insert(0, "cancel")
-    project.up()
+    project.up("--refresh")
     subs = project.emulator.state.snapshot()["global"]["subusers"]
     assert all(subs[n]["click"]["enabled"] is False for n in names)  # converged
     assert live(project, "euint", "eu") is False
@@ -353,4 +353,43 @@ def test_a_create_failing_after_its_record_keeps_the_original(project: PulumiPro
     project.emulator.state.set_out_of_band("global", "alice", "click", {"enabled": False})  # someone else, meanwhile
     project.up()
     assert settings_in_state(project)["alice"]["original_enabled"] is True  # the record read it before any change
+    in_step(project)
+
+
+def test_a_removal_killed_mid_way_then_reverted_converges_with_the_documented_recovery(project: PulumiProject) -> None:
+    """A delete cut between its PATCH and the checkpoint leaves the resource recorded as set while SendGrid
+    holds the original. Pulumi warns about the pending operations on the next run; the recovery
+    (`pulumi cancel`, then `pulumi up --refresh`, which is what pipelines/deploy runs) converges."""
+    names = [f"rm{i:02}" for i in range(30)]
+    for name in names:
+        project.emulator.state.add_subuser("global", name, enabled=True)
+    resources = [{"name": n, "enabled": False, "on_behalf_of": n} for n in names]
+    declare(project, *resources)
+    project.up()
+    project.emulator.state.configure(latency=0.1)
+    declare(project)  # remove them all: each delete restores `true`
+    before = len(project.emulator.state.request_log())
+    proc = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=project.dir,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while sum(1 for e in project.emulator.state.request_log()[before:] if e["changed"]) < 8:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    project.emulator.state.configure(latency=0.0)
+    repair_empty_sidecars(project)
+    project.run("cancel", "--yes", check=False)
+    declare(project, *resources)  # the user reverts the program
+    project.up("--refresh")
+    subs = project.emulator.state.snapshot()["global"]["subusers"]
+    assert all(subs[n]["click"]["enabled"] is False for n in names)
+    assert all(outs["original_enabled"] is True for outs in settings_in_state(project).values())
     in_step(project)
