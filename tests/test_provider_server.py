@@ -100,6 +100,8 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
         "setting": setting.name,
         "region": "global",
         "on_behalf_of": "alice",
+        "on_delete": "restore",
+        "managed_fields": sorted(case.desired),
         "observed": None,
         "token": None,
         "__provider": ADOPTION,
@@ -149,7 +151,10 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
     # `pulumi destroy` is another run, with a provider process of its own.
     with serve(tmp_path) as destroy:
         configure(destroy, emulator)
+        # The setting hands its recorded values over and sends nothing; its record gives the account back.
         destroy.Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn("a"), properties=updated.properties))
+        assert [e["method"] for e in emulator.state.request_log()][-1] == "PATCH"  # the update's, no new one
+        destroy.Delete(provider_pb2.DeleteRequest(id=record.id, urn=urn("r", "Adoption"), properties=record.properties))
     live = emulator.state.snapshot()["global"]["subusers"]["alice"][setting.name]
     restorable = [k for k in case.desired if case.live.get(k) is not None]  # an absent url cannot be restored
     assert {k: live.get(k) for k in restorable} == {k: case.live[k] for k in restorable}

@@ -296,12 +296,6 @@ def test_diff_asks_for_one_update_of_state_written_by_0_1_0(case: Case, provider
     assert provider.diff("global", olds, {**case.inputs(), "__provider": "new"}).changes is True
 
 
-def test_diff_claims_the_account_for_this_run(case: Case, provider: SettingProvider) -> None:
-    provider.diff("global/alice", case.outputs(on_behalf_of="alice"), case.inputs(on_behalf_of="alice"))
-    assert RUN.claimed((case.setting.name, "global", "alice"))
-    assert not RUN.claimed((case.setting.name, "global", None))
-
-
 # -- create ----------------------------------------------------------------------------------
 
 
@@ -475,14 +469,46 @@ def test_update_no_longer_managed_field_is_not_sent_and_its_original_is_dropped(
     assert all(result.outs[original_key(k)] is None for k in case.desired if k != "enabled")
 
 
-# -- delete ----------------------------------------------------------------------------------
+# -- delete: the setting hands over, the record gives the account back ---------------------------
+
+
+def record(case: Case, on_delete: str = "restore", managed: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+    """An adoption record's outputs for the case's account, read before the stack changed anything."""
+    return {
+        "setting": case.setting.name,
+        "region": "global",
+        "on_behalf_of": kw.get("on_behalf_of"),
+        "on_delete": on_delete,
+        "managed_fields": managed or sorted(case.desired),
+        "observed": case.parsed(),
+        "token": "t-old",
+    }
+
+
+@pytest.fixture
+def adoption() -> AdoptionProvider:
+    return configured({"sendgrid:apiKey": TEST_KEY}, AdoptionProvider)
+
+
+def test_setting_delete_sends_nothing_and_hands_its_values_to_the_record(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    recorded = case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice")
+    provider.delete("global/alice", recorded)
+    assert http.call_count == 0
+    released = RUN.take_released((case.setting.name, "global", "alice"))
+    assert released is not None
+    assert dict(released.live) == {f.name: recorded[f.name] for f in case.setting.fields}
+    assert dict(released.originals) == {k: case.live.get(k) for k in case.desired}
 
 
 @pytest.mark.parametrize("mode", ["restore", "keep", "disable"])
-def test_delete_per_mode(case: Case, provider: SettingProvider, http: Any, mode: str) -> None:
+def test_record_delete_after_the_setting_per_mode(
+    case: Case, provider: SettingProvider, adoption: AdoptionProvider, http: Any, mode: str
+) -> None:
     http.patch(case.url(), json=case.answer())
-    recorded = case.outputs(live={**case.live, **case.desired}, on_delete=mode, on_behalf_of="alice")
-    provider.delete("global/alice", recorded)
+    provider.delete("global/alice", case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice"))
+    adoption.delete(f"{case.setting.name}/global/alice", record(case, mode, on_behalf_of="alice"))
     if mode == "restore":
         # Exactly the managed fields, back to their originals; an original that was absent stays absent.
         expected = {k: case.live[k] for k, v in case.desired.items() if case.live.get(k) not in (None, v)}
@@ -493,47 +519,76 @@ def test_delete_per_mode(case: Case, provider: SettingProvider, http: Any, mode:
     assert sent(http) == ([("PATCH", case.url(), "alice", expected)] if expected else [])
 
 
-def test_delete_sends_nothing_when_the_recorded_state_is_already_the_target(
-    case: Case, provider: SettingProvider, http: Any
+def test_record_delete_sends_nothing_when_the_recorded_state_is_already_the_target(
+    case: Case, provider: SettingProvider, adoption: AdoptionProvider, http: Any
 ) -> None:
     provider.delete("global", case.outputs())  # live == originals
+    adoption.delete("x", record(case))
     provider.delete("global", case.outputs(on_delete="disable", live={**case.live, "enabled": False}))
+    adoption.delete("x", record(case, "disable"))
     assert http.call_count == 0
 
 
-def test_delete_sends_nothing_when_another_declared_resource_manages_the_account(
-    case: Case, provider: SettingProvider, http: Any
+def test_record_delete_without_the_settings_values_sends_the_target_regardless(
+    case: Case, adoption: AdoptionProvider, http: Any
 ) -> None:
-    provider.diff("global/alice", case.outputs(on_behalf_of="alice"), case.inputs(on_behalf_of="alice"))
-    provider.delete("global/alice", case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice"))
+    # The setting was deleted in an earlier run that was cut off before the record's delete.
+    http.patch(case.url(), json=case.answer())
+    adoption.delete("x", record(case))
+    restorable = {k: case.live[k] for k in case.desired if case.live.get(k) is not None}
+    assert sent(http) == [("PATCH", case.url(), None, restorable)]
+
+
+def test_record_delete_restores_a_field_managed_after_adoption_to_its_own_original(
+    case: Case, provider: SettingProvider, adoption: AdoptionProvider, http: Any
+) -> None:
+    if not case.setting.optional:
+        pytest.skip(f"{case.setting.name} has no optional fields")
+    field = next(f.name for f in case.setting.optional if f.name in case.desired and case.live.get(f.name) is not None)
+    later = {**case.live, field: case.live[field] + "-changed-in-the-ui"}  # the original when it became managed
+    recorded = case.outputs(live={**case.live, **case.desired}, originals={**case.live, field: later[field]})
+    http.patch(case.url(), json=case.answer())
+    provider.delete("global", recorded)
+    adoption.delete("x", record(case))
+    [(_, _, _, body)] = sent(http)
+    assert body[field] == later[field]  # not the record's older `observed`
+
+
+def test_record_update_of_on_delete_or_managed_fields_sends_nothing(adoption: AdoptionProvider, http: Any) -> None:
+    olds = {**record(CASES["google_analytics"]), "__provider": "p"}
+    news = {**{k: olds[k] for k in AdoptionProvider.INPUTS}, "on_delete": "keep", "managed_fields": ["enabled"]}
+    diff = adoption.diff("x", olds, news)
+    assert (diff.changes, diff.replaces) == (True, [])
+    outs = adoption.update("x", olds, news).outs
+    assert (outs["on_delete"], outs["managed_fields"], outs["observed"]) == ("keep", ["enabled"], olds["observed"])
     assert http.call_count == 0
 
 
-def test_failed_delete_raises_so_the_resource_stays_in_state(case: Case, provider: SettingProvider, http: Any) -> None:
+def test_failed_record_delete_raises_so_the_record_stays_in_state(
+    case: Case, adoption: AdoptionProvider, http: Any
+) -> None:
     http.patch(case.url(), status_code=401, json={"errors": [{"message": "authorization required"}]})
     with pytest.raises(SendGridError, match=r"failed \(401\)"):
-        provider.delete("global", case.outputs(live={**case.live, **case.desired}))
+        adoption.delete("x", record(case))
 
 
-def test_delete_of_a_gone_account_names_both_ways_out(case: Case, provider: SettingProvider, http: Any) -> None:
+def test_record_delete_for_a_gone_account_names_both_ways_out(
+    case: Case, adoption: AdoptionProvider, http: Any
+) -> None:
     http.patch(case.url(), status_code=403, json=FORBIDDEN)
     http.get(case.url(), json=case.answer())
     with pytest.raises(AccountGoneError, match="seems to be gone"):
-        provider.delete("global/bob", case.outputs(live={**case.live, **case.desired}, on_behalf_of="bob"))
+        adoption.delete("x", record(case, on_behalf_of="bob"))
 
 
 # -- the adoption record ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def adoption() -> AdoptionProvider:
-    return configured({"sendgrid:apiKey": TEST_KEY}, AdoptionProvider)
 
 
 def test_adoption_reads_once_and_keeps_every_field(case: Case, adoption: AdoptionProvider, http: Any) -> None:
     http.get(case.url(EU), json=case.answer())
     inputs = {"setting": case.setting.name, "region": "eu", "on_behalf_of": "carol"}
     checked = adoption.check({}, {**inputs, "observed": None, "token": None})
+    inputs.update(on_delete="restore", managed_fields=["enabled"])
     assert (checked.inputs, checked.failures) == (inputs, [])
     result = adoption.create(inputs)
     assert sent(http) == [("GET", case.url(EU), "carol", None)]
@@ -541,7 +596,6 @@ def test_adoption_reads_once_and_keeps_every_field(case: Case, adoption: Adoptio
     assert result.outs["observed"] == case.parsed()
     assert RUN.take_fresh(result.outs["token"]) == case.parsed()  # the setting's create will skip its GET
     assert adoption.read(result.id, result.outs).outs == result.outs  # refresh sends nothing
-    adoption.delete(result.id, result.outs)
     assert http.call_count == 1
 
 
@@ -556,9 +610,18 @@ def test_adoption_check_rejects_bad_input_and_settings(adoption: AdoptionProvide
 
 
 def test_adoption_diff_replaces_on_any_change(adoption: AdoptionProvider) -> None:
-    olds = {"setting": "click", "region": "global", "on_behalf_of": "alice", "observed": {}, "token": "t"}
-    assert adoption.diff("x", olds, {"setting": "click", "region": "global", "on_behalf_of": "alice"}).changes is False
-    result = adoption.diff("x", olds, {"setting": "click", "region": "eu", "on_behalf_of": "alice"})
+    olds = {
+        "setting": "click",
+        "region": "global",
+        "on_behalf_of": "alice",
+        "on_delete": "restore",
+        "managed_fields": ["enabled"],
+        "observed": {},
+        "token": "t",
+    }
+    news = {k: olds[k] for k in AdoptionProvider.INPUTS}
+    assert adoption.diff("x", olds, news).changes is False
+    result = adoption.diff("x", olds, {**news, "region": "eu"})
     assert (result.changes, result.replaces) == (True, ["region"])
 
 

@@ -24,7 +24,7 @@ def deploy_then_delete_bob(project: PulumiProject) -> None:
 def assert_says_gone_with_both_ways_out(text: str) -> None:
     assert "'bob' seems to be gone" in text
     assert "on_delete to 'keep'" in text and "`onDelete: keep`" in text  # way out 1
-    assert "pulumi state delete" in text and "'global/bob'" in text  # way out 2
+    assert "pulumi state delete <urn> --target-dependents" in text and "'click/global/bob'" in text  # way out 2
 
 
 @pytest.mark.parametrize("command", ["refresh", "destroy"])
@@ -58,10 +58,10 @@ def test_way_out_one_keep_then_remove(project: PulumiProject) -> None:
 
 def test_way_out_two_state_delete(project: PulumiProject) -> None:
     deploy_then_delete_bob(project)
-    project.run("state", "delete", BOB_URN, "--yes")
+    project.run("state", "delete", BOB_RECORD_URN, "--target-dependents", "--yes")  # the record and the setting
     project.set_fleet(subusers=[{"username": "alice", "enabled": False}])
     project.api_log()
-    project.up()  # bob's adoption record goes too, sending nothing
+    project.up()
     assert project.api_log() == []
     state = project.export()["deployment"]["resources"]
     assert not any(r["urn"] in (BOB_URN, BOB_RECORD_URN) for r in state)

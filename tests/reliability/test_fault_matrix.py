@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from pulumi_sendgrid_tracking import ClickTrackingProvider, errors
+from pulumi_sendgrid_tracking import AdoptionProvider, ClickTrackingProvider, errors
 from pulumi_sendgrid_tracking.emulator import Emulator, Fault
 
 from ..conftest import TEST_KEY, configured
@@ -27,15 +27,20 @@ PERSISTENT_ERRORS: dict[str, type[errors.SendGridError]] = {
 }
 
 
+SETTINGS = {
+    "sendgrid:apiKey": TEST_KEY,
+    "sendgrid:requestTimeout": "0.3",  # the hang fault outlasts it
+    "sendgrid:retryBudget": "60",
+}
+
+
 def provider_for(emulator: Emulator) -> ClickTrackingProvider:
-    return configured(
-        {
-            "sendgrid:apiKey": TEST_KEY,
-            "sendgrid:baseUrl": emulator.base_url,
-            "sendgrid:requestTimeout": "0.3",  # the hang fault outlasts it
-            "sendgrid:retryBudget": "60",
-        }
-    )
+    return configured({**SETTINGS, "sendgrid:baseUrl": emulator.base_url})
+
+
+def record_for(provider: ClickTrackingProvider) -> AdoptionProvider:
+    """The adoption record's provider, configured as the setting's (one provider process serves both)."""
+    return configured({k: v for k, v in provider._stack_config.items() if v is not None}, AdoptionProvider)
 
 
 def recorded(enabled: bool, original: bool) -> dict[str, Any]:
@@ -59,7 +64,20 @@ def run(op: str, provider: ClickTrackingProvider) -> Any:
         return provider.read("global/alice", recorded(False, True))
     if op == "update":
         return provider.update("global/alice", recorded(True, True), desired)
-    provider.delete("global/alice", recorded(False, True))  # restore: back to on
+    # The account is given up: the setting hands its values over, then its record restores: back to on.
+    provider.delete("global/alice", recorded(False, True))
+    record_for(provider).delete(
+        "click/global/alice",
+        {
+            "setting": "click",
+            "region": "global",
+            "on_behalf_of": "alice",
+            "on_delete": "restore",
+            "managed_fields": ["enabled"],
+            "observed": {"enabled": True, "enable_text": False},
+            "token": "t",
+        },
+    )
     return None
 
 
