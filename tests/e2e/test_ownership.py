@@ -356,10 +356,11 @@ def test_a_create_failing_after_its_record_keeps_the_original(project: PulumiPro
     in_step(project)
 
 
-def test_a_removal_killed_mid_way_then_reverted_converges_with_the_documented_recovery(project: PulumiProject) -> None:
-    """A delete cut between its PATCH and the checkpoint leaves the resource recorded as set while SendGrid
-    holds the original. Pulumi warns about the pending operations on the next run; the recovery
-    (`pulumi cancel`, then `pulumi up --refresh`, which is what pipelines/deploy runs) converges."""
+def test_a_removal_killed_mid_way_then_reverted_shows_in_preview_and_converges(project: PulumiProject) -> None:
+    """Removing accounts is two steps per account: the setting goes (sending nothing), then its adoption
+    record gives the account back. Killed in between or during the PATCH, the state still holds what
+    it has not given back; reverting the program shows every setting that went as a change in a plain
+    preview, and the recovery (`pulumi cancel`, then `pulumi up --refresh`, as pipelines/deploy runs) converges."""
     names = [f"rm{i:02}" for i in range(30)]
     for name in names:
         project.emulator.state.add_subuser("global", name, enabled=True)
@@ -388,6 +389,10 @@ def test_a_removal_killed_mid_way_then_reverted_converges_with_the_documented_re
     repair_empty_sidecars(project)
     project.run("cancel", "--yes", check=False)
     declare(project, *resources)  # the user reverts the program
+    gone = [n for n in names if n not in settings_in_state(project)]
+    assert gone, "the kill came before any setting went"
+    preview = project.run("preview", "--expect-no-changes", check=False)
+    assert preview.returncode != 0 and all(n in preview.stdout for n in gone)  # never "no changes"
     project.up("--refresh")
     subs = project.emulator.state.snapshot()["global"]["subusers"]
     assert all(subs[n]["click"]["enabled"] is False for n in names)

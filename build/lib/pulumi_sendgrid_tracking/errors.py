@@ -154,8 +154,9 @@ class AccountGoneError(PermissionDeniedError):
     The account was most likely deleted in SendGrid (or the key's account is not its parent).
     """
 
-    def __init__(self, denied: PermissionDeniedError, resource_id: str) -> None:
+    def __init__(self, denied: PermissionDeniedError, resource_id: str, record: str) -> None:
         self.resource_id = resource_id
+        self.record = record
         super().__init__(
             denied.status,
             denied.method,
@@ -167,9 +168,11 @@ class AccountGoneError(PermissionDeniedError):
                 f"{denied.on_behalf_of!r} seems to be gone: SendGrid refuses it while the same key reads the parent "
                 "account, so it was probably deleted (or belongs to another parent). Two ways out: "
                 "(1) set on_delete to 'keep' for this resource (fleet: `onDelete: keep`) and run `pulumi up` "
-                "(no request is sent), then remove the resource and run `pulumi up` again: nothing is sent to the "
-                f"gone account; or (2) drop it from the state without touching SendGrid: `pulumi state delete <urn>` "
-                f"(the resource with ID {resource_id!r}; `pulumi stack --show-urns` lists the URNs)"
+                "(no request is sent), then remove the resource from the program and run `pulumi up` again: "
+                "nothing is sent to the gone account; or (2) drop it from the state without touching SendGrid: "
+                f"`pulumi state delete <urn> --target-dependents`, with the URN of its adoption record {record!r} "
+                f"(the resource with ID {resource_id!r} goes with it; `pulumi stack --show-urns` lists the URNs), "
+                "then remove it from the program"
             ),
         )
 

@@ -43,7 +43,8 @@ class Adoption(Resource, module="sendgrid", name="Adoption"):
     """The adoption record of one account's setting: what SendGrid held before this stack took it over.
 
     Declared by the setting resources; a program does not declare it itself. It sends one GET when
-    created and never a change; it stays as long as some resource of the program manages that account.
+    created. It stays as long as some resource of the program manages that account's setting, whatever
+    that resource is called; when the account is given up, its delete restores, disables or keeps.
     """
 
     setting: pulumi.Output[str]
@@ -52,6 +53,10 @@ class Adoption(Resource, module="sendgrid", name="Adoption"):
     """`global` or `eu`."""
     on_behalf_of: pulumi.Output[str | None]
     """The subuser (or `account-id <id>`); None for the parent account."""
+    on_delete: pulumi.Output[str]
+    """What giving the account up does: restore, keep or disable (the setting resource's on_delete)."""
+    managed_fields: pulumi.Output[list[str]]
+    """The fields the setting resource manages: those restored."""
     observed: pulumi.Output[dict[str, Any]]
     """Every field as SendGrid answered before this stack changed anything."""
     token: pulumi.Output[str]
@@ -64,9 +69,19 @@ class Adoption(Resource, module="sendgrid", name="Adoption"):
         setting: str,
         region: str,
         on_behalf_of: str | None,
+        on_delete: pulumi.Input[str],
+        managed_fields: list[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"setting": setting, "region": region, "on_behalf_of": on_behalf_of, "observed": None, "token": None}
+        props = {
+            "setting": setting,
+            "region": region,
+            "on_behalf_of": on_behalf_of,
+            "on_delete": on_delete,
+            "managed_fields": managed_fields,
+            "observed": None,
+            "token": None,
+        }
         _register(self, _ADOPTION_PROVIDER, resource_name, props, opts)
 
 
@@ -140,6 +155,8 @@ def _declare(
         setting=setting.name,
         region=region,
         on_behalf_of=on_behalf_of,
+        on_delete=props.get("on_delete") or DEFAULT_ON_DELETE,
+        managed_fields=provider.managed(props),
         opts=pulumi.ResourceOptions(depends_on=opts.depends_on if opts is not None else None),
     )
     props["adoption"] = {"observed": adoption.observed, "token": adoption.token}

@@ -8,14 +8,13 @@ and interruptions (README, "Ownership and originals"):
 
 - the *adoption record* (`AdoptionProvider`, named by account: `click/global/alice`) GETs the setting
   once, before anything is changed, and keeps what it found. The engine checkpoints it before the
-  setting's create starts, so the original survives a create cut off after its PATCH;
-- the *setting* (`SettingProvider`, named by the program) sends the changes, records the originals of
-  the fields it manages (taken from the adoption record) and puts them back on delete.
-
-One provider process serves a whole `pulumi up`. Every setting resource the program declares claims
-its account when the engine diffs or creates it; a delete of a resource whose account another declared
-resource has claimed in the same run sends nothing, so ownership that moves between resources (a
-rename without an alias, a replacement, a revert) never undoes the new owner.
+  setting's create starts, so the original survives a create cut off after its PATCH. It stays in the
+  state as long as some resource of the program manages that account's setting, whatever that
+  resource is called, and it is what gives the account back (restore, disable or keep) when it is
+  deleted: when the account stops being managed, never when ownership merely moves;
+- the *setting* (`SettingProvider`, named by the program) sends the changes and records what SendGrid
+  answered and the originals of the fields it manages. Its own delete sends nothing: it hands its
+  last recorded values to the record's delete, which the engine runs right after it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pulumi
@@ -52,6 +52,7 @@ from .errors import (
 )
 from .inputs import (
     DEFAULT_ON_DELETE,
+    adoption_name,
     describe_account,
     on_behalf_of_problem,
     on_delete_problem,
@@ -87,24 +88,26 @@ def original_key(field: str) -> str:
 # -- what one provider process knows about the current run ---------------------------------------
 
 
+@dataclass(frozen=True)
+class Released:
+    """What a setting resource recorded when it was deleted: for its account's record's delete."""
+
+    live: Mapping[str, Any]
+    """Every field as SendGrid last answered (the recorded state)."""
+    originals: Mapping[str, Any]
+    """The managed fields' originals (a field managed after adoption has its own)."""
+
+
 class _RunRegistry:
-    """Accounts claimed by declared resources, and adoption records created, in this process (one run).
+    """What one provider process (one engine run) learns for later handlers of the same run.
 
     Thread-safe: the provider server calls handlers from 4 threads.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._claimed: set[Account] = set()
         self._fresh: dict[str, dict[str, Any]] = {}
-
-    def claim(self, account: Account) -> None:
-        with self._lock:
-            self._claimed.add(account)
-
-    def claimed(self, account: Account) -> bool:
-        with self._lock:
-            return account in self._claimed
+        self._released: dict[Account, Released] = {}
 
     def adopted(self, token: str, observed: dict[str, Any]) -> None:
         with self._lock:
@@ -117,10 +120,18 @@ class _RunRegistry:
         with self._lock:
             return self._fresh.pop(token, None)
 
+    def release(self, account: Account, released: Released) -> None:
+        with self._lock:
+            self._released[account] = released
+
+    def take_released(self, account: Account) -> Released | None:
+        with self._lock:
+            return self._released.pop(account, None)
+
     def clear(self) -> None:
         with self._lock:
-            self._claimed.clear()
             self._fresh.clear()
+            self._released.clear()
 
 
 RUN = _RunRegistry()
@@ -221,43 +232,82 @@ class _SendGridProvider(ResourceProvider):
             client.get(setting.path, None, validate=setting.parse)
         except SendGridError:
             return exc
-        return AccountGoneError(exc, resource_id(region, on_behalf_of))
+        return AccountGoneError(
+            exc, resource_id(region, on_behalf_of), adoption_name(setting.name, region, on_behalf_of)
+        )
 
 
 # -- the adoption record ---------------------------------------------------------------------------
 
 
 class AdoptionLogic(_SendGridProvider):
-    """The adoption record of one account's setting: one GET at create, never a change.
+    """The adoption record of one account's setting: one GET when created; on delete, gives the account back.
 
-    Inputs: `setting` (click, open, subscription, google_analytics), `region`, `on_behalf_of`.
-    Outputs: the same, `observed` (every field as SendGrid answered before this stack changed anything)
-    and `token` (tells the setting's create that the record was read moments ago, in this process).
+    Inputs: `setting` (click, open, subscription, google_analytics), `region`, `on_behalf_of` (the
+    account: a change is another record), and `on_delete` and `managed_fields` (what the setting
+    resource does and manages: a change is an update that sends nothing).
+    Outputs: the inputs, `observed` (every field as SendGrid answered before this stack changed
+    anything) and `token` (tells the setting's create that the record was read moments ago).
     """
 
-    INPUTS = ("setting", "region", "on_behalf_of")
+    ACCOUNT = ("setting", "region", "on_behalf_of")
+    INPUTS = (*ACCOUNT, "on_delete", "managed_fields")
+
+    @staticmethod
+    def account(props: Mapping[str, Any]) -> Account:
+        return (props["setting"], props["region"], props.get("on_behalf_of"))
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         inputs: dict[str, Any] = {}
         for key in sorted(news):
-            if (
-                key != PROVIDER_KEY
-                and key not in self.INPUTS
-                and not (key in ("observed", "token") and news[key] is None)
-            ):
+            placeholder = key in ("observed", "token") and news[key] is None  # output-only, passed as None
+            if key != PROVIDER_KEY and key not in self.INPUTS and not placeholder:
                 failures.append(CheckFailure(key, f"unknown property {key!r}; allowed: {', '.join(self.INPUTS)}"))
-        setting = news.get("setting")
-        if setting in SETTINGS or _is_unknown(setting):
-            inputs["setting"] = setting
+        name = news.get("setting")
+        setting = SETTINGS.get(name) if isinstance(name, str) else None
+        if setting is not None or _is_unknown(name):
+            inputs["setting"] = name
         else:
-            failures.append(CheckFailure("setting", f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}"))
+            failures.append(CheckFailure("setting", f"setting must be one of {', '.join(SETTINGS)}, got {name!r}"))
+        on_delete = news.get("on_delete")
+        if on_delete is None:
+            inputs["on_delete"] = DEFAULT_ON_DELETE
+        elif _is_unknown(on_delete) or not on_delete_problem(on_delete):
+            inputs["on_delete"] = on_delete
+        else:
+            failures.append(CheckFailure("on_delete", f"on_delete {on_delete_problem(on_delete)}"))
+        managed = news.get("managed_fields")
+        writable = [f.name for f in setting.writable] if setting is not None else []
+        if managed is None:
+            inputs["managed_fields"] = [f.name for f in setting.writable if f.required] if setting else ["enabled"]
+        elif _is_unknown(managed) or (
+            isinstance(managed, list) and "enabled" in managed and all(m in writable for m in managed)
+        ):
+            inputs["managed_fields"] = sorted(managed) if isinstance(managed, list) else managed
+        elif setting is not None:
+            failures.append(
+                CheckFailure("managed_fields", f"managed_fields must be `enabled` and some of {', '.join(writable)}")
+            )
         self._check_account(news, inputs, failures, region_default=False)
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in self.INPUTS if _is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        replaces = [key for key in self.ACCOUNT if _is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
+        updates = [
+            key
+            for key in ("on_delete", "managed_fields")
+            if _is_unknown(news.get(key)) or olds.get(key, self._default(olds, key)) != news.get(key)
+        ]
+        return DiffResult(
+            changes=bool(replaces or updates or _written_by_another_package(olds)),
+            replaces=replaces,
+            delete_before_replace=False,
+        )
+
+    @staticmethod
+    def _default(props: Mapping[str, Any], key: str) -> Any:
+        return DEFAULT_ON_DELETE if key == "on_delete" else ["enabled"]
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """GET the setting and keep it. Sends no change; all or nothing (a failed GET records nothing)."""
@@ -270,6 +320,8 @@ class AdoptionLogic(_SendGridProvider):
             "setting": setting.name,
             "region": region,
             "on_behalf_of": on_behalf_of,
+            "on_delete": props.get("on_delete") or DEFAULT_ON_DELETE,
+            "managed_fields": props.get("managed_fields") or ["enabled"],
             "observed": observed,
             "token": token,
         }
@@ -278,14 +330,50 @@ class AdoptionLogic(_SendGridProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """A record of the past: refresh keeps it as it is and sends nothing."""
         outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
-        return ReadResult(id_, outs, {key: outs.get(key) for key in self.INPUTS})
+        return ReadResult(id_, outs, {key: outs.get(key) for key in self.INPUTS if key in outs})
 
-    def update(self, _id: str, olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
-        """Never planned (every input change is a replacement); keeps the record."""
-        return UpdateResult({k: v for k, v in olds.items() if k != PROVIDER_KEY})
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """A new on_delete or list of managed fields: recorded, nothing sent."""
+        outs = {k: v for k, v in olds.items() if k != PROVIDER_KEY}
+        outs.update(on_delete=news.get("on_delete") or DEFAULT_ON_DELETE, managed_fields=news.get("managed_fields"))
+        return UpdateResult(outs)
 
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        """Forgets the record. The setting resource restores; this sends nothing."""
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """The account is no longer managed by the program: restore its managed fields, keep, or disable.
+
+        Runs after the setting resource's delete in the same run (it depends on this record), which
+        hands over its recorded values: then nothing is sent when they already equal the target.
+        Without them (the setting went in an earlier, interrupted run), the PATCH is sent regardless:
+        at most one, and repeating it is harmless. A failure leaves the record, and the next run retries.
+        """
+        setting = SETTINGS[props["setting"]]
+        region, on_behalf_of = props["region"], props.get("on_behalf_of")
+        released = RUN.take_released(self.account(props))
+        mode = props.get("on_delete") or DEFAULT_ON_DELETE
+        if mode == "keep":
+            return
+        recorded = props.get("observed")
+        observed: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+        if mode == "disable":
+            target: dict[str, Any] = {"enabled": False}
+        else:
+            target = {}
+            for name in props.get("managed_fields") or ["enabled"]:
+                if released is not None and name in released.originals:
+                    original = released.originals[name]
+                else:
+                    original = observed.get(name)
+                if original is not None:  # absent before (e.g. no url): SendGrid cannot be set back to absent
+                    target[name] = original
+        body = {k: v for k, v in target.items() if released is None or released.live.get(k) != v}
+        if not body:
+            return
+        client = self._client(region)
+        try:
+            client.update(setting.path, body, on_behalf_of, validate=setting.parse)
+        except PermissionDeniedError as exc:
+            raise self._explain_denied(exc, client, setting, region, on_behalf_of, exists=True) from None
+        log.debug("%s: gave %s back", id_, sorted(body))
 
 
 # -- the setting -----------------------------------------------------------------------------------
@@ -392,8 +480,6 @@ class SettingProvider(_SendGridProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Local only. Managed fields and on_delete → update; on_behalf_of/region → replace."""
-        if all(isinstance(news.get(key), str | type(None)) for key in ACCOUNT_KEYS) and news.get("region"):
-            RUN.claim(self.account(news))
 
         def changed(key: str, old: Any) -> bool:
             new = news.get(key)
@@ -410,7 +496,7 @@ class SettingProvider(_SendGridProvider):
             or changed("on_delete", olds.get("on_delete") or DEFAULT_ON_DELETE)
             or _written_by_another_package(olds)
         )
-        # Create before delete: the old account's delete restores it unless another resource claimed it.
+        # Create before delete: the old account is given back by its record's delete, after the new one is set.
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -419,8 +505,6 @@ class SettingProvider(_SendGridProvider):
         All or nothing: if the PATCH fails and a re-read shows the old values, the error is raised
         and nothing changed. If the PATCH's fate is unknown, the error says so.
         """
-        account = self.account(props)
-        RUN.claim(account)
         region, on_behalf_of = props["region"], props.get("on_behalf_of")
         adoption = props.get(ADOPTION_KEY)
         observed = adoption.get("observed") if isinstance(adoption, dict) else None
@@ -454,7 +538,6 @@ class SettingProvider(_SendGridProvider):
 
         A field that becomes managed takes as its original the value SendGrid last answered.
         """
-        RUN.claim(self.account(news))
         managed = self.managed(news)
         kept = set(self.recorded_managed(olds))
         live = {f.name: olds.get(f.name) for f in self.setting.fields}
@@ -467,40 +550,21 @@ class SettingProvider(_SendGridProvider):
         return UpdateResult(self._outputs(news, live, originals, managed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Per on_delete: restore the originals, keep, or disable. No request if nothing changes.
+        """Sends nothing. Hands the recorded values and originals to the account's adoption record.
 
-        Compares with the recorded state; run `pulumi destroy --refresh` if it may have drifted.
-        Sends nothing when another resource of the program manages the same account in this run.
-        A failure leaves the resource in the state, as the engine expects.
+        Deleting a setting resource is not giving the account up: after a rename or a replacement,
+        another resource manages it and its record stays. When the account is given up, the record
+        is deleted right after this, in the same run, and restores, disables or keeps (on_delete).
         """
         region = props.get("region") or id_.split("/", 1)[0]
-        on_behalf_of = props.get("on_behalf_of")
-        account = (self.setting.name, region, on_behalf_of)
-        if RUN.claimed(account):
-            log.info("%s: %s is managed by another resource of this program; not restoring", id_, account)
-            return
-        mode = props.get("on_delete") or DEFAULT_ON_DELETE
-        if mode == "keep":
-            return
-        if mode == "disable":
-            target: dict[str, Any] = {"enabled": False}
-        else:
-            target = {}
-            for name in self.recorded_managed(props):
-                original = props.get(original_key(name))
-                if original is None:
-                    if name == "enabled":
-                        log.warning("no original recorded for %s; leaving %s as it is", id_, name)
-                    continue  # absent before (e.g. no url): SendGrid cannot be set back to absent
-                target[name] = original
-        body = {name: value for name, value in target.items() if props.get(name) != value}
-        if not body:
-            return
-        client = self._client(region)
-        try:
-            client.update(self.setting.path, body, on_behalf_of, validate=self.setting.parse)
-        except PermissionDeniedError as exc:
-            raise self._explain_denied(exc, client, self.setting, region, on_behalf_of, exists=True) from None
+        managed = self.recorded_managed(props)
+        RUN.release(
+            self.account({**props, "region": region}),
+            Released(
+                live={f.name: props.get(f.name) for f in self.setting.fields},
+                originals={name: props.get(original_key(name)) for name in managed},
+            ),
+        )
 
     def _patch_or_explain(
         self, region: str, on_behalf_of: str | None, body: dict[str, Any], *, before: Mapping[str, Any]
