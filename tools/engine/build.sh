@@ -12,9 +12,16 @@ cache=${1:-${PULUMI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendgrid-click
 bin="$cache/bin"
 stamp="$bin/.complete"
 
+# put SRC DEST MODE: install unless identical, by rename (a pulumi running meanwhile never sees half a file).
+put() {
+    cmp -s "$1" "$2" && return 0
+    install -m "$3" "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
 install_python_host() {
-    install -m 0644 "$repo/tools/engine/language_host.py" "$bin/language_host.py"
-    install -m 0755 "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python"
+    put "$repo/tools/engine/plugin_guard.py" "$bin/plugin_guard.py" 0644
+    put "$repo/tools/engine/language_host.py" "$bin/language_host.py" 0644
+    put "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python" 0755
 }
 
 if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "v$version" ] && "$bin/pulumi" version >/dev/null 2>&1; then
