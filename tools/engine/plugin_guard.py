@@ -32,6 +32,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 POLL_SECONDS = 0.2  # how often the parent PID is checked (the parent-death signal is immediate on Linux)
 STOP_GRACE_SECONDS = 2.0  # SIGTERM, then SIGKILL after this long: well inside the engine's own 5 s
+HAVE_PROC = os.path.isdir("/proc/self")
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -87,7 +88,7 @@ class EngineWatch:
 def _process_table() -> dict[int, tuple[int, str]]:
     """pid → (parent pid, state letter) of every process: /proc on Linux, else `ps`."""
     table: dict[int, tuple[int, str]] = {}
-    if os.path.isdir("/proc/self"):
+    if HAVE_PROC:
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -124,13 +125,13 @@ def descendants(root: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass  # no /proc: ask the kernel
+    """Running, or stopped: not gone and not a zombie (where /proc says; elsewhere a zombie counts)."""
+    if HAVE_PROC:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
