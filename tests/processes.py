@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 # Which process is which, by command line. The host is language_host.py (build.sh's Python host) or
 # the official pulumi-language-python; the provider is the SDK's dynamic provider server.
-ROLES = {
+ROLES: dict[str, Callable[[list[str]], bool]] = {
     "language host": lambda argv: any(a.endswith(("language_host.py", "/pulumi-language-python")) for a in argv),
     "program": lambda argv: any(a.endswith("pulumi-language-python-exec") for a in argv),
     "provider": lambda argv: "pulumi.dynamic" in argv,
