@@ -31,9 +31,9 @@ from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
 if TYPE_CHECKING:  # mypy sees the checkout; at run time both files sit side by side in the engine's bin
-    from tools.engine.plugin_guard import EngineWatch, become_subreaper, stop_descendants
+    from tools.engine.plugin_guard import EngineWatch, Wakeup, become_subreaper, stop_descendants
 else:
-    from plugin_guard import EngineWatch, become_subreaper, stop_descendants
+    from plugin_guard import EngineWatch, Wakeup, become_subreaper, stop_descendants
 
 HERE = Path(__file__).resolve().parent
 EXEC_SCRIPT = HERE / "pulumi-language-python-exec"
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> None:
     # The engine stops its plugins with SIGINT/SIGTERM: exit quietly, as the Go host does. If the engine
     # is gone, nobody will: notice it ourselves. Either way the program is stopped first.
     exit_code: list[int] = []
-    stop = threading.Event()
+    stop = Wakeup()  # not threading.Event: its set() takes a lock, which a signal handler must not
 
     def request_stop(code: int) -> None:
         exit_code.append(code)
@@ -184,7 +184,8 @@ def main(argv: list[str]) -> None:
     server.start()
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
-    stop.wait()
+    while not exit_code:
+        stop.wait()
     programs.close()
     server.stop(0)
     # Not sys.exit(): a handler thread may still be blocked (in Programs.run, or on a dead engine), and the

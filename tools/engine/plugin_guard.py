@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -53,21 +54,47 @@ def become_subreaper() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+class Wakeup:
+    """A flag that signal handlers may raise: a pipe, so raising it takes no lock.
+
+    A Python signal handler can be interrupted by the next signal and run again inside itself; one
+    that takes a lock (threading.Event.set does) then waits for itself forever. The engine's death
+    sends a burst of parent-death signals (one per engine thread that exits), so this is not rare.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()  # not inherited by children (PEP 446)
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe is raised already
+            os.write(self._write, b"!")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until raised (True) or `timeout` seconds have passed (False); lowers the flag."""
+        ready, _, _ = select.select([self._read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 512):
+                pass
+        return bool(ready)
+
+
 class EngineWatch:
     """Calls `on_gone` once, from a daemon thread, when the process that started this one has gone.
 
     The engine is this process's parent at start. When it exits, however it exits, the kernel
     re-parents us (to init or a subreaper), so `os.getppid()` changes: that is the test, polled every
     POLL_SECONDS. On Linux the parent-death signal (SIGHUP) wakes the poll at once. The kernel sends
-    it when the *thread* that forked us exits, which in a Go program need not be the process's end,
-    so the signal only prompts the check and never decides alone. `start()` must be called from the
+    it whenever a thread of the parent exits, which in a Go program need not be the process's end, so
+    the signal only prompts the check and never decides alone. `start()` must be called from the
     main thread (it installs the SIGHUP handler).
     """
 
     def __init__(self, on_gone: Callable[[], None]) -> None:
         self.engine_pid = os.getppid()
         self._on_gone = on_gone
-        self._wake = threading.Event()
+        self._wake = Wakeup()
 
     def gone(self) -> bool:
         return os.getppid() != self.engine_pid
@@ -81,7 +108,6 @@ class EngineWatch:
     def _poll(self) -> None:
         while not self.gone():  # also covers an engine that died before the signal was armed
             self._wake.wait(POLL_SECONDS)
-            self._wake.clear()
         self._on_gone()
 
 
