@@ -121,8 +121,28 @@ def running_program(host_bin: Path, tmp_path: Path) -> Iterator[tuple[StandIn, g
         engine.close()
 
 
-def test_host_stops_its_program_when_the_engine_is_killed(running_program: tuple[StandIn, grpc.Future, int]) -> None:
-    engine, _, _ = running_program
+def hangup_burst(pid: int) -> None:
+    """Bursts of SIGHUP, as the parent-death signal comes while a Go engine's threads exit one by one.
+
+    A handler that took a lock (threading.Event.set) deadlocked when the next signal interrupted it.
+    """
+    for _ in range(20):
+        for _ in range(100):
+            os.kill(pid, signal.SIGHUP)
+        time.sleep(0.002)
+
+
+BURSTS = pytest.mark.parametrize("burst", [False, True], ids=["", "after a burst of SIGHUP"])
+
+
+@BURSTS
+def test_host_stops_its_program_when_the_engine_is_killed(
+    running_program: tuple[StandIn, grpc.Future, int], burst: bool
+) -> None:
+    engine, _, host = running_program
+    if burst:
+        hangup_burst(host)
+        assert host in engine.others()  # the engine is still there: the signal alone decides nothing
     engine.proc.kill()
     engine.proc.wait(timeout=30)
     left = wait_until_gone(engine.session, timeout=15)
@@ -170,7 +190,12 @@ def guarded_provider(tmp_path: Path) -> Iterator[StandIn]:
         engine.close()
 
 
-def test_guard_stops_the_provider_when_the_engine_is_killed(guarded_provider: StandIn) -> None:
+@BURSTS
+def test_guard_stops_the_provider_when_the_engine_is_killed(guarded_provider: StandIn, burst: bool) -> None:
+    if burst:
+        guard = guarded_provider.pid_of("plugin_guard.py")
+        hangup_burst(guard)
+        assert len(guarded_provider.others()) == 3  # the engine is still there: the signal decides nothing
     guarded_provider.proc.kill()
     guarded_provider.proc.wait(timeout=30)
     left = wait_until_gone(guarded_provider.session, timeout=15)
