@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +14,7 @@ import pytest
 from pulumi_sendgrid_tracking.emulator import Fault
 
 from ..figures import record
+from ..processes import EngineRun, describe
 from .conftest import ROOT, PulumiProject
 
 DIRECT = """
@@ -138,26 +138,17 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
         project.emulator.state.add_subuser("global", name, enabled=True)
     project.emulator.state.configure(latency=0.15)
     project.set_fleet(subusers=[{"username": n, "enabled": False} for n in names])
-    proc = subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while sum(1 for e in project.emulator.state.request_log() if e["changed"]) < 10 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
-    if sig == signal.SIGKILL:
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as a CI runner cancels it
-    else:
-        proc.send_signal(signal.SIGINT)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode != 0
-    time.sleep(0.5)
+    with EngineRun(project) as run:
+        run.wait_for_changes(10)
+        if sig == signal.SIGKILL:
+            os.killpg(run.proc.pid, signal.SIGKILL)  # the whole job, as a CI runner cancels it
+        else:
+            run.proc.send_signal(signal.SIGINT)
+        # The plugins have process groups of their own: they must stop by themselves, and before recovery.
+        left = run.wait_until_gone()
+    assert left == {}, f"left behind by the interrupted run:\n{describe(left)}"
+    assert run.proc.returncode != 0
+    output = run.output
     # A kill during a checkpoint can leave the file backend's metadata sidecar (<stack>.json.attrs)
     # empty; the state beside it is written atomically and intact. The README's recovery step
     # deletes the empty sidecar. Anything else unreadable fails the test.

@@ -2,6 +2,8 @@
 # Build the Pulumi engine from Go modules into a cache outside the checkout:
 #   pulumi (CLI), pulumi-language-python, pulumi-resource-pulumi-python, pulumi-language-python-exec
 # all from the release pinned in requirements.txt. Reuses a complete cache; never writes into the repo.
+# The files that come from this checkout (plugin_guard.py, the provider's wrapper, the Python language
+# host) are re-installed on every run, so an existing cache follows the checkout without a rebuild.
 # Usage: tools/engine/build.sh [CACHE_DIR]   (prints the bin directory on its last line)
 set -euo pipefail
 
@@ -12,13 +14,35 @@ cache=${1:-${PULUMI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendgrid-click
 bin="$cache/bin"
 stamp="$bin/.complete"
 
+# put SRC DEST MODE: install unless identical, by rename (a pulumi running meanwhile never sees half a file).
+put() {
+    cmp -s "$1" "$2" && return 0
+    install -m "$3" "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
 install_python_host() {
-    install -m 0644 "$repo/tools/engine/language_host.py" "$bin/language_host.py"
-    install -m 0755 "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python"
+    put "$repo/tools/engine/plugin_guard.py" "$bin/plugin_guard.py" 0644
+    put "$repo/tools/engine/language_host.py" "$bin/language_host.py" 0644
+    put "$repo/tools/engine/pulumi-language-python" "$bin/pulumi-language-python" 0755
+}
+
+# The dynamic provider runs under plugin_guard.py, so it cannot outlive the engine: the SDK's script
+# moves to sdk/ unchanged, and the wrapper takes its name. A cache from before the guard holds the SDK's
+# script under that name; it is moved on the first run, with no moment where the name is missing.
+install_provider_guard() {
+    local name=pulumi-resource-pulumi-python
+    mkdir -p "$bin/sdk"
+    if [ -f "$bin/$name" ] && ! grep -q 'plugin_guard.py' "$bin/$name"; then
+        put "$bin/$name" "$bin/sdk/$name" 0755
+    fi
+    [ -x "$bin/sdk/$name" ] || { echo "build.sh: $bin/sdk/$name is missing; delete $cache and run again" >&2; exit 1; }
+    put "$repo/tools/engine/plugin_guard.py" "$bin/plugin_guard.py" 0644
+    put "$repo/tools/engine/$name" "$bin/$name" 0755
 }
 
 if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "v$version" ] && "$bin/pulumi" version >/dev/null 2>&1; then
-    # The Python host comes from this checkout: keep the cached copy in step with it.
+    # What comes from this checkout: keep the cached copies in step with it.
+    install_provider_guard
     if grep -q '^language-host=python$' "$stamp"; then install_python_host; fi
     echo "$bin"
     exit 0
@@ -57,9 +81,12 @@ log "building pulumi v$version (a few minutes the first time)"
     -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >&2)
 
 # 2. The two scripts the Python flow needs, from the sdk/v3 module (zips keep no file modes).
+#    The provider's script goes to sdk/, behind the wrapper that install_provider_guard puts in its place.
 sdk_dir=$(cd "$cache/src/cli" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
-install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/pulumi-resource-pulumi-python"
+mkdir -p "$bin/sdk"
+install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/sdk/pulumi-resource-pulumi-python"
 install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+install_provider_guard
 
 # 3. The language host: the official module at the release commit's pseudo-version if the proxy
 #    has it; otherwise language_host.py, which serves the same gRPC contract (see its docstring).

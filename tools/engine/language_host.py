@@ -6,6 +6,12 @@ It does what the official host does for `preview`/`up`/`refresh`/`destroy`: prin
 and on Run spawn the official `pulumi-language-python-exec` (from the sdk/v3 module, same
 release) with the project's virtualenv Python, passing the same flags and PULUMI_CONFIG env.
 Code generation, packing and templates are not offered (UNIMPLEMENTED).
+
+Lifetime: the engine starts this host in a process group of its own; the program runs as the host's
+child in that group. On SIGINT or SIGTERM (the engine closing its plugins), or when the engine is
+gone (killed, crashed: see plugin_guard.EngineWatch), the host stops the program's whole process
+tree (SIGTERM, then SIGKILL after plugin_guard.STOP_GRACE_SECONDS) and exits at once, without waiting
+for a gRPC handler thread that may still be blocked on the program.
 """
 
 from __future__ import annotations
@@ -18,11 +24,16 @@ import sys
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+if TYPE_CHECKING:  # mypy sees the checkout; at run time both files sit side by side in the engine's bin
+    from tools.engine.plugin_guard import EngineWatch, Wakeup, become_subreaper, stop_descendants
+else:
+    from plugin_guard import EngineWatch, Wakeup, become_subreaper, stop_descendants
 
 HERE = Path(__file__).resolve().parent
 EXEC_SCRIPT = HERE / "pulumi-language-python-exec"
@@ -45,10 +56,35 @@ def _python_for(info: Any) -> tuple[str, dict[str, str]]:
     return env.get("PULUMI_PYTHON_CMD", "python3"), env
 
 
+class Programs:
+    """The programs this host runs. Once closed it starts no more, and those it had are stopped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, args: list[str], env: dict[str, str], cwd: str | None) -> int | None:
+        """The program's exit code, or None if the host is shutting down (before or while it runs)."""
+        with self._lock:  # so close() cannot miss a program that is being started
+            if self._closed:
+                return None
+            program = subprocess.Popen(args, env=env, cwd=cwd)
+        code = program.wait()
+        with self._lock:
+            return None if self._closed else code
+
+    def close(self) -> None:
+        """Stop every program and anything they started (this host's whole process tree)."""
+        with self._lock:
+            self._closed = True
+        stop_descendants(os.getpid())
+
+
 class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
-    def __init__(self, engine_address: str, tracing: str) -> None:
+    def __init__(self, engine_address: str, tracing: str, programs: Programs) -> None:
         self.engine_address = engine_address
         self.tracing = tracing
+        self.programs = programs
 
     def Handshake(self, request: Any, context: Any) -> Any:
         if request.engine_address:
@@ -104,9 +140,11 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
         env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
         try:
-            code = subprocess.run(args, env=env, cwd=request.pwd or None, check=False).returncode
+            code = self.programs.run(args, env, request.pwd or None)
         except OSError as exc:
             return language_pb2.RunResponse(error=f"Problem executing program (could not run {python}): {exc}")
+        if code is None:
+            return language_pb2.RunResponse(error="The program was stopped: the language host is shutting down")
         if code == 0:
             return language_pb2.RunResponse()
         if code == USER_ACTIONABLE_EXIT:
@@ -124,20 +162,35 @@ def main(argv: list[str]) -> None:
                 tracing = value or next(it, "")
             continue
         positional.append(arg)
+    become_subreaper()  # a program's orphans stay in our tree, so close() reaches them
+    programs = Programs()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     language_pb2_grpc.add_LanguageRuntimeServicer_to_server(
-        PythonLanguageHost(positional[0] if positional else "", tracing), server
+        PythonLanguageHost(positional[0] if positional else "", tracing, programs), server
     )
+    # The engine stops its plugins with SIGINT/SIGTERM: exit quietly, as the Go host does. If the engine
+    # is gone, nobody will: notice it ourselves. Either way the program is stopped first.
+    exit_code: list[int] = []
+    stop = Wakeup()  # not threading.Event: its set() takes a lock, which a signal handler must not
+
+    def request_stop(code: int) -> None:
+        exit_code.append(code)
+        stop.set()
+
+    signal.signal(signal.SIGINT, lambda *_: request_stop(0))
+    signal.signal(signal.SIGTERM, lambda *_: request_stop(0))
+    EngineWatch(lambda: request_stop(1)).start()
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
-    # The engine stops its plugins with SIGINT/SIGTERM: exit quietly, as the Go host does.
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    while not exit_code:
+        stop.wait()
+    programs.close()
     server.stop(0)
+    # Not sys.exit(): a handler thread may still be blocked (in Programs.run, or on a dead engine), and the
+    # interpreter would wait for it at exit.
+    os._exit(exit_code[0])
 
 
 if __name__ == "__main__":
