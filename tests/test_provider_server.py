@@ -156,8 +156,7 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
         assert [e["method"] for e in emulator.state.request_log()][-1] == "PATCH"  # the update's, no new one
         destroy.Delete(provider_pb2.DeleteRequest(id=record.id, urn=urn("r", "Adoption"), properties=record.properties))
     live = emulator.state.snapshot()["global"]["subusers"]["alice"][setting.name]
-    restorable = [k for k in case.desired if case.live.get(k) is not None]  # an absent url cannot be restored
-    assert {k: live.get(k) for k in restorable} == {k: case.live[k] for k in restorable}
+    assert {k: "" if live.get(k) is None else live[k] for k in case.desired} == case.originals()  # "" clears url
 
     # Diff is local. (After the delete: a diff claims the account for the run, and a resource of the
     # program that claims an account is not restored by a delete in the same run.)
@@ -172,7 +171,7 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
     assert list(moved.replaces) == ["on_behalf_of"] and not moved.deleteBeforeReplace
 
     log = [(e["method"], e["on_behalf_of"], e["body"]) for e in emulator.state.request_log()]
-    restore = {k: case.live[k] for k, v in case.desired.items() if case.live.get(k) not in (None, v)}
+    restore = case.restore_body()
     assert log == [
         ("GET", "alice", None),  # the adoption record reads once
         ("PATCH", "alice", case.differing()),  # create sets the differing managed fields, with no second GET

@@ -54,6 +54,15 @@ class Case:
         """SendGrid's body: the live values, changed; fields absent on SendGrid are left out."""
         return {k: v for k, v in {**self.live, **changes}.items() if v is not None}
 
+    def originals(self) -> dict[str, Any]:
+        """What restore sends back: each managed field's original; an absent string (no url yet) is ``""``."""
+        return {k: "" if self.live.get(k) is None else self.live[k] for k in self.desired}
+
+    def restore_body(self, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The restore PATCH after the desired values were set (or `recorded`, when given)."""
+        now = recorded if recorded is not None else self.desired
+        return {k: v for k, v in self.originals().items() if now.get(k) != v}
+
     def differing(self) -> dict[str, Any]:
         return {k: v for k, v in self.desired.items() if self.live.get(k) != v}
 
@@ -510,8 +519,7 @@ def test_record_delete_after_the_setting_per_mode(
     provider.delete("global/alice", case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice"))
     adoption.delete(f"{case.setting.name}/global/alice", record(case, mode, on_behalf_of="alice"))
     if mode == "restore":
-        # Exactly the managed fields, back to their originals; an original that was absent stays absent.
-        expected = {k: case.live[k] for k, v in case.desired.items() if case.live.get(k) not in (None, v)}
+        expected = case.restore_body()  # exactly the managed fields, back to their originals
     elif mode == "disable":
         expected = {"enabled": False} if case.desired["enabled"] else {}
     else:
@@ -535,8 +543,7 @@ def test_record_delete_without_the_settings_values_sends_the_target_regardless(
     # The setting was deleted in an earlier run that was cut off before the record's delete.
     http.patch(case.url(), json=case.answer())
     adoption.delete("x", record(case))
-    restorable = {k: case.live[k] for k in case.desired if case.live.get(k) is not None}
-    assert sent(http) == [("PATCH", case.url(), None, restorable)]
+    assert sent(http) == [("PATCH", case.url(), None, case.originals())]
 
 
 def test_record_delete_restores_a_field_managed_after_adoption_to_its_own_original(
@@ -653,3 +660,13 @@ def test_resource_id() -> None:
         "eu/alice",
         "global/account-id 42",
     ]
+
+
+def test_an_empty_url_is_what_an_absent_one_reads_as(http: Any) -> None:
+    case = CASES["subscription"]
+    provider = configured({"sendgrid:apiKey": TEST_KEY}, case.provider)
+    olds = case.outputs(live={**case.live, "url": None}, originals={"enabled": False, "url": None})
+    news = case.inputs(url="", enabled=False, plain_content=None)
+    assert provider.diff("global", olds, news).changes is False  # no perpetual diff for url: ""
+    assert provider.update("global", olds, news).outs["url"] is None
+    assert http.call_count == 0

@@ -79,12 +79,16 @@ def test_persistent_fault_through_the_engine_then_convergence(project: PulumiPro
     project.emulator.state.add_fault(Fault("503", count=10_000, method="PATCH", account="bob"))
     failed = project.run("destroy", "--yes", "--skip-preview", check=False)
     assert failed.returncode != 0
-    assert "subuser-bob" in failed.stdout and "failed (503)" in failed.stdout and "Hint:" in failed.stdout
-    assert set(project.resources()) == {"subuser-bob"}  # the state is truthful: bob still exists
+    assert "click/global/bob" in failed.stdout and "failed (503)" in failed.stdout and "Hint:" in failed.stdout
+    # Truthful: bob's setting went (its delete sends nothing); the adoption record, which gives bob his
+    # value back, failed to, and stays in the state with what it still has to restore.
+    left = [r for r in project.export()["deployment"]["resources"] if r["type"].startswith("pulumi-python:")]
+    assert [(r["type"].rsplit(":", 1)[1], r["urn"].rsplit("::", 1)[1]) for r in left] == [
+        ("Adoption", "click/global/bob")
+    ]
+    assert project.emulator.state.snapshot()["global"]["subusers"]["bob"]["click"]["enabled"] is False
     project.emulator.state.clear_faults()
-    project.run("refresh", "--yes", "--skip-preview")
-    assert project.resources()["subuser-bob"]["enabled"] is False  # refresh shows what SendGrid has
-    project.run("destroy", "--yes", "--skip-preview")
+    project.run("destroy", "--yes", "--skip-preview")  # the next run gives bob back
     assert changes_per_account(project) == {"alice": 2, "bob": 2}  # set once, restored once
     record(
         "faults",
