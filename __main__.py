@@ -67,7 +67,6 @@ pulumi.export(
         name: {
             "account": resource.id,
             "setting": entry.setting,
-            "on_delete": resource.on_delete,
             **{field: getattr(resource, field) for field in entry.values},
             "original_enabled": resource.original_enabled,
         }

@@ -169,7 +169,6 @@ def test_upgrade_from_the_click_only_program_then_add_settings(project: PulumiPr
     assert outputs["trackingSettings"]["subuser-carol"] == {
         "account": "eu/carol",
         "setting": "click",
-        "on_delete": "disable",
         "enabled": True,
         "original_enabled": True,
     }
@@ -264,7 +263,6 @@ subusers:
     assert exported["subscription-subuser-alice"] == {
         "account": "global/alice",
         "setting": "subscription",
-        "on_delete": "restore",
         "enabled": True,
         "plain_content": PLAIN,
         "url": URL,
@@ -274,7 +272,6 @@ subusers:
     assert exported["open-subuser-carol"] == {
         "account": "eu/carol",
         "setting": "open",
-        "on_delete": "restore",
         "enabled": False,
         "original_enabled": True,
     }
