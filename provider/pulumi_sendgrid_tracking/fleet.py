@@ -429,7 +429,9 @@ def _settings(
             problems.append(f"{path}.{ON_DELETE}: {problem}")
         if len(problems) > count:
             return []
-        return [FleetEntry(base, CLICK.name, {"enabled": enabled}, on_behalf_of, region, on_delete)]
+        return [
+            FleetEntry(resource_name(CLICK, base), CLICK.name, {"enabled": enabled}, on_behalf_of, region, on_delete)
+        ]
 
     entries: list[FleetEntry] = []
     managed = 0
