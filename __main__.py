@@ -1,18 +1,27 @@
-"""The Pulumi program: click tracking for the parent account and any number of subusers.
+"""The Pulumi program: tracking settings (click, open, subscription, Google Analytics) of a fleet of accounts.
 
-Reads the fleet from stack config (`sendgrid-click-tracking:parent` / `:subusers`) or from the
-YAML file named by `sendgrid-click-tracking:fleetFile`, declares one ClickTracking per account,
-and exports what SendGrid answered. Every mistake in the stack config (unknown keys, an API key in
-plaintext, a fleet without accounts that does not say `manageNothing: true`, ...) fails
-`pulumi preview` with one message that lists them all, before any resource is declared.
+Reads the fleet from stack config (`sendgrid-click-tracking:defaults` / `:parent` / `:subusers`) or from
+the YAML file named by `sendgrid-click-tracking:fleetFile`, declares one resource per account and
+setting (ClickTracking, OpenTracking, SubscriptionTracking, GoogleAnalytics), and exports what
+SendGrid answered. Every mistake in the stack config (unknown keys, an API key in plaintext, a bad
+field, a fleet without accounts that does not say `manageNothing: true`, ...) fails `pulumi preview`
+with one message that lists them all, before any resource is declared.
 """
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
-from pulumi_sendgrid_tracking import ClickTracking
+from pulumi_sendgrid_tracking import ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
 from pulumi_sendgrid_tracking.fleet import PROGRAM_KEYS, FleetConfigError, fleet_from_stack_config
 from pulumi_sendgrid_tracking.stack_config import check_running_program, current_stack_config, split_key
+
+RESOURCE_CLASSES: dict[str, Any] = {
+    "click": ClickTracking,
+    "open": OpenTracking,
+    "subscription": SubscriptionTracking,
+    "google_analytics": GoogleAnalytics,
+}
 
 namespace, stack = pulumi.get_project(), pulumi.get_stack()
 values, _ = current_stack_config()
@@ -31,17 +40,9 @@ except FleetConfigError as exc:
 if errors:
     raise pulumi.RunError("\n".join(errors))
 
-resources = {
-    entry.name: ClickTracking(
-        entry.name,
-        enabled=entry.enabled,
-        on_behalf_of=entry.on_behalf_of,
-        region=entry.region,
-        on_delete=entry.on_delete,
-    )
-    for entry in entries
-}
+resources = {entry.name: (entry, RESOURCE_CLASSES[entry.setting](entry.name, **entry.arguments())) for entry in entries}
 
+# Unchanged since the click-only releases: scripts read it.
 pulumi.export(
     "clickTracking",
     {
@@ -52,6 +53,23 @@ pulumi.export(
             "original_enabled": resource.original_enabled,
             "region": resource.region,
         }
-        for name, resource in resources.items()
+        for name, (entry, resource) in resources.items()
+        if entry.setting == "click"
+    },
+)
+# Every resource, click tracking included: the account (the resource ID), the setting, each managed
+# field as SendGrid last answered, and `enabled` as found when the stack took the setting over. The
+# originals of optional fields stay in the state only: one SendGrid did not have (no `url` yet) is
+# null, and a preview shows every null output as [unknown], so each preview would list a change.
+pulumi.export(
+    "trackingSettings",
+    {
+        name: {
+            "account": resource.id,
+            "setting": entry.setting,
+            **{field: getattr(resource, field) for field in entry.values},
+            "original_enabled": resource.original_enabled,
+        }
+        for name, (entry, resource) in resources.items()
     },
 )

@@ -27,11 +27,12 @@ def test_example_pipelines_call_the_scripts(name: str) -> None:
 
 
 def stack_accounts(stack: str) -> list[tuple[str, str | None]]:
-    """(region, on-behalf-of) of each account the stack's fleet file manages; None is the parent."""
+    """(region, on-behalf-of) of each account the stack's fleet file manages (any setting); None is the parent."""
     config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     fleet = yaml.safe_load((ROOT / config["sendgrid-click-tracking:fleetFile"]).read_text())
     default_region = config.get("sendgrid:region", "global")
-    return [(e.region or default_region, e.on_behalf_of) for e in parse_fleet(fleet)]
+    accounts = [(e.region or default_region, e.on_behalf_of) for e in parse_fleet(fleet)]
+    return list(dict.fromkeys(accounts))  # one entry per setting: each account once, in order
 
 
 def test_each_stack_has_its_fleet_file() -> None:

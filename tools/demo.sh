@@ -26,16 +26,17 @@ echo
 echo "demo: stack outputs"
 pulumi stack output --json
 echo
-echo "demo: the emulator's click tracking settings after the run (stack dev manages the parent, alice, bob"
-echo "      and carol; the others are stack prod's: pipelines/deploy --stack prod)"
+echo "demo: the emulator's tracking settings after the run (enabled or not; stack dev manages the parent,"
+echo "      alice, bob and carol; the others are stack prod's: pipelines/deploy --stack prod)"
 "$root/.venv/bin/python" - "$base_url" <<'PY'
 import sys
 from pulumi_sendgrid_tracking.emulator import AdminClient
 state = AdminClient(sys.argv[1]).state()
+kinds = ("click", "open", "subscription", "google_analytics")
+print(f"  {'':6} {'':17} " + " ".join(f"{kind:13}" for kind in kinds).rstrip())
 for world, data in state.items():
-    print(f"  {world:6} {'parent':17} enabled={data['parent']['click']['enabled']}")
-    for user, sub in data["subusers"].items():
-        print(f"  {world:6} {user:17} enabled={sub['click']['enabled']}")
-    for account_id, customer in data["customers"].items():
-        print(f"  {world:6} {'account-id ' + account_id:17} enabled={customer['click']['enabled']}")
+    accounts = [("parent", data["parent"])] + list(data["subusers"].items())
+    accounts += [(f"account-id {account_id}", customer) for account_id, customer in data["customers"].items()]
+    for name, settings in accounts:
+        print(f"  {world:6} {name:17} " + " ".join(f"{settings[kind]['enabled']!s:13}" for kind in kinds).rstrip())
 PY

@@ -334,7 +334,10 @@ BAD_INPUTS: list[BadInput] = [
         "fleet",
         {"fleetFile": "fleet.yaml", "parent": {"enabled": True}},
         {},
-        ["set either sendgrid-click-tracking:fleetFile or parent/subusers/manageNothing in stack config, not both"],
+        [
+            "set either sendgrid-click-tracking:fleetFile or defaults/parent/subusers/manageNothing in stack config, "
+            "not both"
+        ],
     ),
     BadInput(
         "fleet: missing fleet file",
@@ -463,7 +466,7 @@ BAD_INPUTS: list[BadInput] = [
         "fleet",
         {"fleetFile": "fleet.yaml"},
         {},
-        ["parent: empty; give enabled: true or false", "subusers: empty; list the accounts, or write `subusers: []`"],
+        ["parent: empty; give its settings", "subusers: empty; list the accounts, or write `subusers: []`"],
         files=(("fleet.yaml", "parent: null\nsubusers: null\n"),),
     ),
     BadInput(
@@ -530,7 +533,7 @@ BAD_INPUTS: list[BadInput] = [
         "fleet",
         {"fleetFile": "fleet.yaml"},
         {},
-        ["(top level): expected a mapping with parent, subusers, manageNothing, got a list"],
+        ["(top level): expected a mapping with defaults, parent, subusers, manageNothing, got a list"],
         files=(("fleet.yaml", "- username: alice\n  enabled: true\n"),),
     ),
     BadInput(
@@ -549,11 +552,132 @@ BAD_INPUTS: list[BadInput] = [
         ["subusers[0].enabled: must be true or false (unquoted), got 'yes'"],
         files=(("fleet.yaml", "subusers:\n  - username: alice\n    enabled: yes\n"),),
     ),
+    # Per-setting fleets: every field checked as the provider checks it, named by its path.
+    BadInput(
+        "fleet: subscription url not absolute",
+        "fleet",
+        {"subusers": [{"username": "alice", "subscription": {"enabled": True, "url": "example.com/unsubscribe"}}]},
+        {},
+        [
+            "subusers[0].subscription.url: must be an absolute http(s) URL such as https://example.com/unsubscribe, "
+            "got 'example.com/unsubscribe'"
+        ],
+    ),
+    BadInput(
+        "fleet: subscription htmlContent without the link tag",
+        "fleet",
+        {"parent": {"subscription": {"enabled": True, "htmlContent": "<p>Unsubscribe</p>"}}},
+        {},
+        ["parent.subscription.htmlContent: must contain SendGrid's unsubscribe link tag"],
+    ),
+    BadInput(
+        "fleet: subscription plainContent without <% %>",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["defaults.subscription.plainContent: must contain SendGrid's '<% %>' tag"],
+        files=(
+            (
+                "fleet.yaml",
+                "defaults:\n  subscription: {enabled: true, plainContent: Unsubscribe}\n"
+                "subusers:\n  - username: alice\n",
+            ),
+        ),
+    ),
+    BadInput(
+        "fleet: utmCampaign unquoted number",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["subusers[0].googleAnalytics.utmCampaign: must be a string, got the unquoted number 2024; quote it"],
+        files=(
+            ("fleet.yaml", "subusers:\n  - username: alice\n    googleAnalytics: {enabled: true, utmCampaign: 2024}\n"),
+        ),
+    ),
+    BadInput(
+        "fleet: utmSource with a newline",
+        "fleet",
+        {"parent": {"googleAnalytics": {"enabled": True, "utmSource": "news\nletter"}}},
+        {},
+        ["parent.googleAnalytics.utmSource: must not contain control characters such as newlines or tabs"],
+    ),
+    BadInput(
+        "fleet: quoted enabled in defaults",
+        "fleet",
+        {"defaults": {"open": {"enabled": "false"}}, "parent": {}},
+        {},
+        ["defaults.open.enabled: must be true or false (unquoted), got 'false'"],
+    ),
+    BadInput(
+        "fleet: onDelete unknown in a setting block",
+        "fleet",
+        {"subusers": [{"username": "alice", "open": {"enabled": False, "onDelete": "forget"}}]},
+        {},
+        ["subusers[0].open.onDelete: must be one of restore, keep, disable, got 'forget'"],
+    ),
+    BadInput(
+        "fleet: today's shape mixed with a setting block",
+        "fleet",
+        {"subusers": [{"username": "alice", "enabled": False, "open": {"enabled": False}}]},
+        {},
+        ["subusers[0]: enabled directly on the account is the click-only shape", "click: {enabled: false}"],
+    ),
+    BadInput(
+        "fleet: today's shape next to defaults",
+        "fleet",
+        {"defaults": {"open": {"enabled": False}}, "subusers": [{"username": "alice", "enabled": True}]},
+        {},
+        ["subusers[0]: enabled directly on the account is the click-only shape, which a fleet with defaults"],
+    ),
+    BadInput(
+        "fleet: manage false with nothing to opt out of",
+        "fleet",
+        {"parent": {"click": {"enabled": True}, "open": {"manage": False}}},
+        {},
+        ["parent.open: manage: false, but defaults has no open block", "write open: {enabled: false}"],
+    ),
+    BadInput(
+        "fleet: empty setting block",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["subusers[0].open: empty; give open tracking's fields", "{manage: false}"],
+        files=(("fleet.yaml", "defaults:\n  open: {enabled: false}\nsubusers:\n  - username: alice\n    open:\n"),),
+    ),
+    BadInput(
+        "fleet: snake_case setting key",
+        "fleet",
+        {"parent": {"google_analytics": {"enabled": True}}},
+        {},
+        ["parent.google_analytics: unknown field; did you mean googleAnalytics?"],
+    ),
+    BadInput(
+        "fleet: region in defaults",
+        "fleet",
+        {"defaults": {"region": "eu", "open": {"enabled": False}}, "parent": {}},
+        {},
+        ["defaults.region: a region is where an account lives"],
+    ),
+    BadInput(
+        "fleet: an account managing no setting",
+        "fleet",
+        {"subusers": [{"username": "alice"}]},
+        {},
+        ["subusers[0]: manages no setting", "remove it to leave the account alone"],
+    ),
+    BadInput(
+        "fleet: a setting block without enabled",
+        "fleet",
+        {"subusers": [{"username": "alice", "subscription": {"url": "https://example.com/unsubscribe"}}]},
+        {},
+        ["subusers[0].subscription.enabled: required; set it to true or false"],
+    ),
 ]
 
 
+@pytest.mark.timeout(900)  # one `pulumi preview` per case, a few seconds each
 def test_bad_inputs_are_rejected_at_preview_before_any_request(project: PulumiProject) -> None:
-    assert len(BAD_INPUTS) >= 40
+    assert len(BAD_INPUTS) >= 59
     main = (project.dir / "__main__.py").read_text()
     default_fleet = "parent:\n  enabled: true\n"
     failures = []
