@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import commands
 from .common import EXIT_ERROR, PipelineError, environment, project_name, project_path, stack_name
 from .messages import error
-from .output import FORMATS, emit, payload
+from .output import FORMATS, Output, emit, payload
 
 COMMANDS = {"preview": commands.preview, "deploy": commands.deploy, "drift-check": commands.drift_check}
 
@@ -46,6 +46,11 @@ def _parser() -> _Parser:
         help="stdout: the JSON output (default) or its Markdown summary; the Markdown summary is also "
         "appended to $GITHUB_STEP_SUMMARY when that is set",
     )
+    parser.add_argument(
+        "--markdown-file",
+        metavar="PATH",
+        help="also write the Markdown summary to PATH (for a pull request comment), whatever --format says",
+    )
     return parser
 
 
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
     output_format = _guess(argv, "--format", FORMATS) or "json"
+    markdown_file = _guess(argv, "--markdown-file")
     stack = _guess(argv, "--stack")
     project = project_name(project_path(_guess(argv, "--project-dir")))
     mode = "emulator" if "--emulator" in argv else "sendgrid"
@@ -71,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
         with environment(args.stack, args.project_dir, emulator=args.emulator) as run:
-            return COMMANDS[args.command](run, args.format)
+            return COMMANDS[args.command](run, Output(args.format, args.markdown_file))
     except PipelineError as exc:
         failure = error(exc.kind, exc.message, exc.hint)
-        emit(payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]), output_format)
+        emit(
+            payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]),
+            Output(output_format, markdown_file),
+        )
         return EXIT_ERROR
     except Exception as exc:  # a bug here must still end in the documented output, not a traceback
         failure = error(
@@ -83,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             "this is a bug in pipelines/; report it with this output (the traceback is in `details`)",
             details=traceback.format_exc().splitlines()[-20:],
         )
-        emit(payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]), output_format)
+        emit(
+            payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]),
+            Output(output_format, markdown_file),
+        )
         return EXIT_ERROR
 
 

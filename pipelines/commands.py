@@ -18,12 +18,13 @@ from typing import Any
 from .backend import hint as backend_hint
 from .common import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Run, events_of
 from .messages import TRACEBACK, clean, error, split_hint
-from .output import emit, payload
+from .output import Output, emit, payload
 from .report import (
     ADOPTION_TYPE,
     SETTING_TYPES,
     SettingState,
     applied,
+    by_account,
     drifted,
     name_of,
     plan,
@@ -33,6 +34,8 @@ from .report import (
 
 ENGINE_SUMMARIES = ("update failed", "preview failed", "refresh failed", "destroy failed")
 """The engine's closing line of a failed run: said again by the errors before it."""
+PROGRAM_FAILED = "an unhandled error occurred: Program exited with non-zero exit code"
+"""The engine's line after the program's own error (the program's message is the error before it)."""
 StateOf = Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
 
 
@@ -71,6 +74,8 @@ def _diagnostics(
     errors: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     by_urn: dict[str, dict[str, Any]] = {}
+    raw = list(raw)
+    program_failed = any(PROGRAM_FAILED in str(d.get("message")) for d in raw)
     for diagnostic in raw:
         severity = str(diagnostic.get("severity") or "")
         text = clean(str(diagnostic.get("message") or ""))
@@ -83,7 +88,7 @@ def _diagnostics(
             continue
         message, found_hint = split_hint(text)
         entry = error(
-            _kind(str(diagnostic.get("message")), urn),
+            _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program",
             message,
             found_hint,
             resource=resource,
@@ -94,7 +99,11 @@ def _diagnostics(
         if urn:
             by_urn.setdefault(urn, entry)
     if len(errors) > 1:
-        errors = [e for e in errors if e["message"] not in ENGINE_SUMMARIES or e["resource"]]
+        errors = [
+            e
+            for e in errors
+            if e["resource"] or (e["message"] not in ENGINE_SUMMARIES and not e["message"].startswith(PROGRAM_FAILED))
+        ] or errors
     return _dedupe(errors), others, by_urn
 
 
@@ -192,7 +201,7 @@ def _states(steps: Iterable[tuple[str, str, Any, Any]]) -> dict[str, tuple[Any, 
     return states
 
 
-def preview(run: Run, output_format: str = "json") -> int:
+def preview(run: Run, output: Output) -> int:
     """For a change under review: what each account's setting would become. Exit 0 (changes or not), 1 on errors."""
     code, data, stderr = run.pulumi_json("preview")
     steps = _steps(data)
@@ -200,17 +209,17 @@ def preview(run: Run, output_format: str = "json") -> int:
     _, diagnostics, _ = _diagnostics(data.get("diagnostics") or [], states)
     if code != 0:
         errors = _failure(run, data, stderr, states)
-        emit(_out(run, "preview", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output_format)
+        emit(_out(run, "preview", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output)
         return EXIT_ERROR
     rows, counts, recorded = plan(_with_unchanged(steps, _recorded(run)))
     emit(
         _out(run, "preview", EXIT_OK, counts=counts, changes=rows, state=recorded, diagnostics=diagnostics),
-        output_format,
+        output,
     )
     return EXIT_OK
 
 
-def deploy(run: Run, output_format: str = "json") -> int:
+def deploy(run: Run, output: Output) -> int:
     """On merge: `pulumi refresh`, then `pulumi up` (both `--skip-preview`). Exit 0 when applied, 1 on errors.
 
     What it changed comes from the engine's step events: a step is done only when the engine reported
@@ -238,15 +247,16 @@ def deploy(run: Run, output_format: str = "json") -> int:
         state = SettingState.of(str(resource.get("urn")), resource, "outputs")
         if state is not None and not resource.get("delete"):
             after.append(state.describe())
+    after = by_account(after)
     code = EXIT_OK if result.returncode == 0 and not errors else EXIT_ERROR
     emit(
         _out(run, "deploy", code, counts=counts, changes=rows, state=after, errors=errors, diagnostics=diagnostics),
-        output_format,
+        output,
     )
     return code
 
 
-def drift_check(run: Run, output_format: str = "json") -> int:
+def drift_check(run: Run, output: Output) -> int:
     """On a schedule: `pulumi preview --refresh`. Exit 2 on drift, 0 without, 1 on errors.
 
     Drift: a managed field whose live value (read by the refresh) differs from the recorded one and from
@@ -259,7 +269,7 @@ def drift_check(run: Run, output_format: str = "json") -> int:
     _, diagnostics, _ = _diagnostics(data.get("diagnostics") or [], states)
     if code != 0:
         errors = _failure(run, data, stderr, states)
-        emit(_out(run, "drift-check", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output_format)
+        emit(_out(run, "drift-check", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output)
         return EXIT_ERROR
     drift, live = drifted(steps)
     refreshed = [old for op, _urn, old, _new in steps if op == "refresh" and old is not None]
@@ -270,7 +280,7 @@ def drift_check(run: Run, output_format: str = "json") -> int:
         _out(
             run, "drift-check", exit_code, counts=counts, changes=rows, drift=drift, state=live, diagnostics=diagnostics
         ),
-        output_format,
+        output,
     )
     return exit_code
 

@@ -19,6 +19,9 @@ from .report import changed_fields, describe_row, value
 MAX_CHARS = 64_000
 """GitHub refuses comments over 65,536 characters; pulumi/actions keeps the same margin."""
 CELL_CHARS = 60
+TABLE_CHARS = 24_000
+"""Each table's share: the changes' and the drift's tables fit together with errors and notes."""
+NOTES_CHARS = 6_000
 
 
 def marker(data: Mapping[str, Any]) -> str:
@@ -90,14 +93,18 @@ def render(data: Mapping[str, Any]) -> str:
         if title:
             body += [f"**{title}**", ""]
         body += ["| account | setting | action | before | after |", "|---|---|---|---|---|"]
-        for entry in data["changes"]:
-            body.append(
-                f"| <code>{_text(entry['account'])}</code> | {entry['setting']} | {_action(entry)} "
-                f"| {_fields(entry, 'before')} | {_fields(entry, 'after')} |"
-            )
-        notes = [e for e in data["changes"] if e["note"]]
-        body += [""] + [f"- <code>{_text(e['account'])}</code> {e['setting']}: {_text(e['note'])}" for e in notes]
-        body.append("")
+        table = [
+            f"| <code>{_text(entry['account'])}</code> | {entry['setting']} | {_action(entry)} "
+            f"| {_fields(entry, 'before')} | {_fields(entry, 'after')} |"
+            for entry in data["changes"]
+        ]
+        body += _within(table, TABLE_CHARS)
+        notes = [
+            f"- <code>{_text(e['account'])}</code> {e['setting']}: {_text(e['note'])}"
+            for e in data["changes"]
+            if e["note"]
+        ]
+        body += ["", *_within(notes, NOTES_CHARS), ""]
     if data["drift"]:
         body += [
             "**Drift**",
@@ -105,21 +112,22 @@ def render(data: Mapping[str, Any]) -> str:
             "| account | setting | field | recorded | live | desired |",
             "|---|---|---|---|---|---|",
         ]
-        for d in data["drift"]:
-            desired = _code(d["desired"]) if d["note"] is None else _text(d["note"])
-            body.append(
-                f"| <code>{_text(d['account'])}</code> | {d['setting']} | {d['field']} "
-                f"| {_code(d['recorded'])} | {_code(d['live'])} | {desired} |"
-            )
-        body.append("")
+        drift = [
+            f"| <code>{_text(d['account'])}</code> | {d['setting']} | {d['field']} "
+            f"| {_code(d['recorded'])} | {_code(d['live'])} | "
+            + (_code(d["desired"]) if d["note"] is None else _text(d["note"]))
+            + " |"
+            for d in data["drift"]
+        ]
+        body += [*_within(drift, TABLE_CHARS), ""]
+    errors = []
     for error in data["errors"]:
         where = " ".join(x for x in (error["account"], error["setting"]) if x) or error["resource"]
         lead = f"**{_text(where)}**: " if where else ""
-        body.append(f"- {lead}{_text(error['message'])}")
-        if error["hint"]:
-            body.append(f"  <br>Hint: {_text(error['hint'])}")
-    if data["errors"]:
-        body.append("")
+        hint = f"<br>Hint: {_text(error['hint'])}" if error["hint"] else ""
+        errors.append(f"- {lead}{_text(error['message'])}{hint}")
+    if errors:
+        body += [*_within(errors, NOTES_CHARS), ""]
     details = _details(data)
     text = "\n".join([*head, *body])
     room = MAX_CHARS - len(text) - 200
@@ -128,6 +136,18 @@ def render(data: Mapping[str, Any]) -> str:
     elif details:
         text += "\n_The details were too long for a comment: the full JSON output has them._\n"
     return text[:MAX_CHARS]
+
+
+def _within(lines: list[str], budget: int) -> list[str]:
+    """As many lines as fit in `budget` characters, then one saying how many more the JSON output has."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        if used + len(line) + 1 > budget:
+            return [*kept, f"\n_… and {len(lines) - index} more: see the JSON output._"]
+        kept.append(line)
+        used += len(line) + 1
+    return kept
 
 
 def _details(data: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "output.schema.json"
 COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
 FORMATS = ("json", "markdown")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a run's output goes: stdout's format, and a file for the Markdown summary (or None)."""
+
+    format: str = "json"
+    markdown_file: str | None = None
 
 
 def payload(
@@ -87,19 +96,27 @@ def _status(entry: Mapping[str, Any]) -> str:
     return "" if entry["status"] in ("planned", "done") else f" [{entry['status'].upper()}]"
 
 
-def emit(data: dict[str, Any], output_format: str = "json") -> None:
-    """Print the output (stdout), the human summary (stderr), and append Markdown to GITHUB_STEP_SUMMARY."""
+def _write(path: str, text: str, mode: str, what: str) -> None:
+    try:
+        with open(path, mode, encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:
+        print(f"warning: could not write {what} ({path}): {exc}", file=sys.stderr)
+
+
+def emit(data: dict[str, Any], output: Output | None = None) -> None:
+    """Print the output (stdout) and the human summary (stderr); write the Markdown summary to
+    --markdown-file and append it to GITHUB_STEP_SUMMARY when those are given."""
+    output = output or Output()
     for line in human(data):
         print(line, file=sys.stderr)
     text = markdown.render(data)
+    if output.markdown_file:
+        _write(output.markdown_file, text, "w", "--markdown-file")
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
-        try:
-            with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        except OSError as exc:
-            print(f"warning: could not write GITHUB_STEP_SUMMARY ({summary_file}): {exc}", file=sys.stderr)
-    if output_format == "markdown":
+        _write(summary_file, text, "a", "GITHUB_STEP_SUMMARY")
+    if output.format == "markdown":
         print(text)
     else:
         print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))

@@ -302,7 +302,12 @@ def plan(
         elif op == "replace" and old is not None and new is not None:
             rows.extend(replacement_rows(old, new, context, new_status="planned", old_status="planned"))
     rows = merge_handovers(rows)
-    return rows, {**counts, **count(rows, "planned")}, recorded
+    return rows, {**counts, **count(rows, "planned")}, by_account(recorded)
+
+
+def by_account(states: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Settings in a stable order (the engine's varies): by account, setting, resource."""
+    return sorted(states, key=lambda s: (str(s["account"]), s["setting"], s["resource"]))
 
 
 def merge_handovers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -619,4 +624,5 @@ def drifted(
                     "note": note,
                 }
             )
-    return entries, live_states
+    entries.sort(key=lambda d: (d["account"], d["setting"], d["field"]))
+    return entries, by_account(live_states)
