@@ -397,8 +397,11 @@ def describe_row(entry: Mapping[str, Any]) -> str:
         for f in shown
     )
     effect = entry["effect"]
-    lead = {"set": "", "unchanged": "unchanged: "}.get(effect, f"{effect}: ")
-    line = f"{entry['account']} {entry['setting']}: {lead}{text or 'no field changes'}"
+    if not text:
+        line = f"{entry['account']} {entry['setting']}: {effect}"
+    else:
+        lead = {"set": "", "unchanged": "unchanged: "}.get(effect, f"{effect}: ")
+        line = f"{entry['account']} {entry['setting']}: {lead}{text}"
     if entry.get("note"):
         line += f"; {entry['note']}"
     return line

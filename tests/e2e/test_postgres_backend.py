@@ -76,7 +76,11 @@ class GatedState(EmulatorState):
     def _pass(self, method: str, account: Account) -> None:
         with self._gates_lock:
             gate = next(
-                (g for g in self.gates if not g.used and g.method == method and g.account in (None, account.username)),
+                (
+                    g
+                    for g in self.gates
+                    if not g.used and g.method == method and g.account in (None, account.on_behalf_of)
+                ),
                 None,
             )
             if gate is not None:
