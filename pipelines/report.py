@@ -15,7 +15,7 @@ original stays as it is), keep everything, or disable (`enabled` false).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -514,7 +514,7 @@ def _replaced(
     delete: Step | None,
     context: Context,
     errors_by_urn: Mapping[str, dict[str, Any]],
-    status: Any,
+    status: Callable[[Step], str],
 ) -> list[dict[str, Any]]:
     old = SettingState.of(create.urn, create.old, "outputs")
     if old is None:
