@@ -34,38 +34,43 @@ def backend_name(env: Mapping[str, str]) -> str:
 
 
 def hint(messages: Iterable[str], stack: str, env: Mapping[str, str]) -> str | None:
-    """The `Hint:` line for a failure of the state backend found in `messages`; None if there is none."""
+    """What to do about a failure of the state backend found in `messages` (the text after `Hint:`); None if none."""
     text = "\n".join(messages)
     where = backend_name(env)
     cancel = f"`pulumi cancel --stack {stack} --yes`"
     if LOCKED in text:
         return (
-            f"Hint: another run of stack {stack!r} holds its lock in the state backend {where} (which run, and "
+            f"another run of stack {stack!r} holds its lock in the state backend {where} (which run, and "
             f"since when, is above). Wait for it to end. If that run is gone (killed, or it lost the state "
             f"backend mid-run), release the lock with {cancel} and run this again."
         )
     if any(marker in text for marker in FAILED_DURING_RUN):
         return (
-            f"Hint: the state backend {where} failed during the run. Changes made since its last checkpoint "
+            f"the state backend {where} failed during the run. Changes made since its last checkpoint "
             f"were applied but not recorded, and the run's lock is probably still there. When the backend is "
             f"back and no other run of stack {stack!r} is going on, run {cancel}, then deploy again: its "
             f"refresh records what was applied, and nothing is applied twice."
         )
     if any(marker in text for marker in UNREACHABLE):
         return (
-            f"Hint: the state backend {where} could not be opened (down, a wrong address or wrong credentials), "
+            f"the state backend {where} could not be opened (down, a wrong address or wrong credentials), "
             f"so nothing was changed. Check that it is up and that PULUMI_BACKEND_URL and its credentials "
             f"(for postgres://, the URL's password or PGPASSWORD) are right, then run this again."
         )
     return None
 
 
-def stack_lookup_failed(stack: str, stderr: str, env: Mapping[str, str]) -> str:
-    """The error for a failed lookup of the stack: a missing stack, or a backend that could not be opened."""
-    reason = stderr.strip()
+def stack_lookup_failed(stack: str, stderr: str, env: Mapping[str, str]) -> tuple[str, str, str | None]:
+    """(kind, message, hint) for a failed stack lookup: a missing stack, or a backend that could not be opened."""
+    reason = " ".join(line.strip() for line in stderr.strip().splitlines() if line.strip()).removeprefix("error: ")
     if MISSING_STACK in reason:
-        return f"stack {stack!r} not found in the backend: {reason}"
-    found = hint([reason], stack, env)
-    return f"could not open stack {stack!r} in the state backend {backend_name(env)}: {reason}" + (
-        f"\n{found}" if found else ""
+        return (
+            "stack",
+            f"stack {stack!r} not found in the state backend {backend_name(env)}: {reason}",
+            f"create it once with `pulumi stack init {stack}` (with the same PULUMI_BACKEND_URL), or check --stack",
+        )
+    return (
+        "backend",
+        f"could not open stack {stack!r} in the state backend {backend_name(env)}: {reason}",
+        hint([reason], stack, env),
     )

@@ -1,177 +1,289 @@
-"""The three pipeline commands. Each returns an exit code and prints JSON (stdout) and a summary (stderr)."""
+"""The three pipeline commands. Each returns an exit code and prints one output (output.py, output.schema.json).
+
+    preview       `pulumi preview --json`: what each account's setting would become; sends no request
+    deploy        `pulumi refresh`, then `pulumi up` (both `--skip-preview`): one GET per setting, then changes
+    drift-check   `pulumi preview --refresh --json`: one GET per setting; drift per field, and what is pending
+
+`--skip-preview` matters: `pulumi up --refresh` and `pulumi refresh` without it read every setting twice
+(once for their own preview). The engine's resource counts include the adoption records; these
+commands count and list account settings only.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .backend import hint
-from .common import (
-    EXIT_DRIFT,
-    EXIT_ERROR,
-    EXIT_OK,
-    Run,
-    account_of,
-    emit,
-    errors_of,
-    events_of,
-    is_click_tracking,
-    resource_name,
+from .backend import hint as backend_hint
+from .common import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Run, events_of
+from .messages import TRACEBACK, clean, error, split_hint
+from .output import Output, emit, payload
+from .report import (
+    ADOPTION_TYPE,
+    SETTING_TYPES,
+    SettingState,
+    applied,
+    by_account,
+    drifted,
+    name_of,
+    plan,
+    steps_of,
+    type_of,
 )
 
-WATCHED = ("enabled", "on_delete", "on_behalf_of", "region")
+ENGINE_SUMMARIES = ("update failed", "preview failed", "refresh failed", "destroy failed")
+"""The engine's closing line of a failed run: said again by the errors before it."""
+PROGRAM_FAILED = "an unhandled error occurred: Program exited with non-zero exit code"
+"""The engine's line after the program's own error (the program's message is the error before it)."""
+StateOf = Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
 
 
-def _value(state: dict[str, Any] | None, key: str, part: str) -> Any:
-    return ((state or {}).get(part) or {}).get(key)
+def _locate(urn: str, states: StateOf) -> tuple[str | None, str | None, str | None]:
+    """(resource, setting, account) of a URN, from the resource type and its states: never from its name."""
+    kind = type_of(urn)
+    old, new = states.get(urn, (None, None))
+    if kind in SETTING_TYPES:
+        state = SettingState.of(urn, new, "inputs") or SettingState.of(urn, old, "outputs")
+        account = state.account if state is not None and state.region else None
+        return name_of(urn), SETTING_TYPES[kind].name, account
+    if kind == ADOPTION_TYPE:
+        values = {**((old or {}).get("outputs") or {}), **((new or {}).get("inputs") or {})}
+        region, who = values.get("region"), values.get("on_behalf_of")
+        account = (f"{region}/{who}" if who else str(region)) if isinstance(region, str) else None
+        setting = values.get("setting") if isinstance(values.get("setting"), str) else None
+        return None, setting, account
+    if kind == "pulumi:pulumi:Stack":
+        return None, None, None
+    return name_of(urn), None, None
 
 
-def _failed(run: Run, command: str, data: dict[str, Any], stderr: str) -> int:
-    """Report a failed pulumi command: its error diagnostics as JSON, and exit 1."""
-    errors = errors_of(data, stderr)
-    if found := hint([*errors, stderr], run.stack, run.env):
-        errors.append(found)
-    emit(
-        {"command": command, "stack": run.stack, "mode": run.mode, "ok": False, "errors": errors},
-        [f"{command} of {run.stack} failed:", *[f"  {e}" for e in errors]],
-    )
-    return EXIT_ERROR
+def _kind(raw: str, urn: str) -> str:
+    kind = type_of(urn) if urn else ""
+    if "pulumi_sendgrid_tracking.errors." in raw:
+        return "sendgrid"
+    if kind in SETTING_TYPES or kind == ADOPTION_TYPE:
+        return "input" if "has a problem:" in raw else ("provider" if TRACEBACK in raw else "engine")
+    return "program" if kind == "pulumi:pulumi:Stack" else "engine"
 
 
-def preview(run: Run) -> int:
-    """For a change under review: the diff per account. Exit 0 with or without changes, 1 on errors."""
-    code, data, stderr = run.pulumi_json("preview")
-    if code != 0:
-        return _failed(run, "preview", data, stderr)
-    changes = []
-    for step in data.get("steps", []):
-        if not is_click_tracking(step) or step.get("op") == "same":
+def _diagnostics(
+    raw: Iterable[Mapping[str, Any]], states: StateOf
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Engine diagnostics → (errors, other diagnostics, the error of each resource by URN). Tracebacks trimmed."""
+    errors: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    by_urn: dict[str, dict[str, Any]] = {}
+    raw = list(raw)
+    program_failed = any(PROGRAM_FAILED in str(d.get("message")) for d in raw)
+    for diagnostic in raw:
+        severity = str(diagnostic.get("severity") or "")
+        text = clean(str(diagnostic.get("message") or ""))
+        urn = str(diagnostic.get("urn") or "")
+        if not text or severity == "debug":
             continue
-        old, new = step.get("oldState"), step.get("newState")
-        fields = {}
-        for key in WATCHED:
-            recorded, desired = _value(old, key, "outputs"), _value(new, key, "inputs")
-            if (
-                (old and new and recorded != desired)
-                or (not old and key == "enabled")
-                or (not new and key == "enabled")
-            ):
-                fields[key] = {"recorded": recorded, "desired": desired}
-        changes.append(
-            {
-                "resource": resource_name(step["urn"]),
-                "account": account_of(new) or account_of(old),
-                "op": step.get("op"),
-                "changes": fields,
-            }
+        resource, setting, account = _locate(urn, states) if urn else (None, None, None)
+        if severity != "error":
+            others.append({"severity": severity, "resource": resource, "message": text})
+            continue
+        message, found_hint = split_hint(text)
+        entry = error(
+            _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program",
+            message,
+            found_hint,
+            resource=resource,
+            setting=setting,
+            account=account,
         )
-    summary = [f"preview of {run.stack} ({run.mode}): {len(changes)} account(s) would change"]
-    summary += [
-        f"  {c['op']:8} {c['account']}: "
-        + ", ".join(f"{k} {v['recorded']} -> {v['desired']}" for k, v in c["changes"].items())
-        for c in changes
+        errors.append(entry)
+        if urn:
+            by_urn.setdefault(urn, entry)
+    if len(errors) > 1:
+        errors = [
+            e
+            for e in errors
+            if e["resource"] or (e["message"] not in ENGINE_SUMMARIES and not e["message"].startswith(PROGRAM_FAILED))
+        ] or errors
+    return _dedupe(errors), others, by_urn
+
+
+def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    kept = []
+    for entry in errors:
+        key = json.dumps(entry, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return kept
+
+
+def _stderr_errors(stderr: str) -> list[dict[str, Any]]:
+    """The CLI's own errors (`error: ...` lines and the lines after each), when it printed no diagnostics."""
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    groups: list[list[str]] = []
+    for line in lines:
+        if line.startswith("error: "):
+            groups.append([line.removeprefix("error: ")])
+        elif groups:
+            groups[-1].append(line)
+    if not groups and lines:
+        groups = [[lines[-1], *lines[-20:-1]]]
+    result = []
+    for first, *rest in groups:
+        message, found = split_hint(clean(first))
+        result.append(error("engine", message, found, details=[r.strip() for r in rest][:20]))
+    return result
+
+
+def _with_backend_hints(run: Run, errors: list[dict[str, Any]], stderr: str) -> list[dict[str, Any]]:
+    """Errors of the state backend get its name (without credentials) and what to do, as `hint`."""
+    for entry in errors:
+        found = backend_hint([entry["message"], *entry["details"]], run.stack, run.env)
+        if found:
+            entry["kind"], entry["hint"] = "backend", found
+    if errors and not any(e["kind"] == "backend" for e in errors):
+        # A lock left behind by a backend outage is named on stderr only.
+        found = backend_hint([stderr], run.stack, run.env)
+        if found:
+            errors[0]["kind"], errors[0]["hint"] = "backend", found
+    return errors
+
+
+def _failure(run: Run, data: dict[str, Any], stderr: str, states: StateOf) -> list[dict[str, Any]]:
+    errors, _, _ = _diagnostics(data.get("diagnostics") or [], states)
+    return _with_backend_hints(run, errors or _stderr_errors(stderr), stderr)
+
+
+Step4 = tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]
+"""(op, urn, old state, new state) of one step of a preview."""
+
+
+def _steps(data: Mapping[str, Any]) -> list[Step4]:
+    return [
+        (str(s.get("op")), str(s.get("urn")), s.get("oldState"), s.get("newState"))
+        for s in data.get("steps") or []
+        if isinstance(s, dict)
     ]
+
+
+def _with_unchanged(steps: list[Step4], resources: Iterable[Mapping[str, Any]]) -> list[Step4]:
+    """The steps, plus a `same` step for each recorded resource the engine listed no step for.
+
+    `pulumi preview --json` leaves unchanged resources out; they still manage their accounts (a delete
+    of another resource for the same account sends nothing) and their adoption records tell what each
+    account held before the stack.
+    """
+    planned = {urn for op, urn, _old, _new in steps if op != "refresh"}
+    extra: list[Step4] = [
+        ("same", str(r.get("urn")), r, r) for r in resources if str(r.get("urn")) not in planned and not r.get("delete")
+    ]
+    return [*steps, *extra]
+
+
+def _recorded(run: Run) -> list[dict[str, Any]]:
+    """The stack's resources as recorded (`pulumi stack export`: reads the backend, sends nothing to SendGrid)."""
+    export = run.pulumi("stack", "export")
+    if export.returncode != 0:
+        return []
+    try:
+        resources = json.loads(export.stdout).get("deployment", {}).get("resources") or []
+    except ValueError:
+        return []
+    return [r for r in resources if isinstance(r, dict)]
+
+
+def _states(steps: Iterable[tuple[str, str, Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    states: dict[str, tuple[Any, Any]] = {}
+    for op, urn, old, new in steps:
+        if op != "refresh" or urn not in states:
+            states[urn] = (old, new)
+    return states
+
+
+def preview(run: Run, output: Output) -> int:
+    """For a change under review: what each account's setting would become. Exit 0 (changes or not), 1 on errors."""
+    code, data, stderr = run.pulumi_json("preview")
+    steps = _steps(data)
+    states = _states(steps)
+    _, diagnostics, _ = _diagnostics(data.get("diagnostics") or [], states)
+    if code != 0:
+        errors = _failure(run, data, stderr, states)
+        emit(_out(run, "preview", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output)
+        return EXIT_ERROR
+    rows, counts, recorded = plan(_with_unchanged(steps, _recorded(run)))
     emit(
-        {
-            "command": "preview",
-            "stack": run.stack,
-            "mode": run.mode,
-            "ok": True,
-            "changes": changes,
-            "summary": data.get("changeSummary", {}),
-        },
-        summary,
+        _out(run, "preview", EXIT_OK, counts=counts, changes=rows, state=recorded, diagnostics=diagnostics),
+        output,
     )
     return EXIT_OK
 
 
-def deploy(run: Run) -> int:
-    """On merge: `pulumi up --refresh` non-interactively. Exit 0 when applied, 1 on errors."""
-    result = run.pulumi("up", "--yes", "--skip-preview", "--refresh", "--json")
-    ok = result.returncode == 0
+def deploy(run: Run, output: Output) -> int:
+    """On merge: `pulumi refresh`, then `pulumi up` (both `--skip-preview`). Exit 0 when applied, 1 on errors.
+
+    What it changed comes from the engine's step events: a step is done only when the engine reported
+    its outputs, failed when it reported the failure. The settings after the run come from the state.
+    """
+    # Two runs, not `up --refresh`: with PULUMI_RUN_PROGRAM=true (set so that a key rotated in stack config
+    # is used at once) the refresh inside `up` makes the provider believe the old account of a replacement
+    # is still declared, and its restore is skipped. A refresh of its own runs in another provider process.
+    refreshed = run.pulumi("refresh", "--yes", "--skip-preview", "--json")
+    result = refreshed if refreshed.returncode != 0 else run.pulumi("up", "--yes", "--skip-preview", "--json")
     events = events_of(result.stdout)
-    changes: dict[str, Any] = next(
-        (e["summaryEvent"].get("resourceChanges", {}) for e in events if "summaryEvent" in e), {}
+    steps = steps_of(events)
+    states = {s.urn: (s.old, s.new) for s in steps}
+    raw = [e["diagnosticEvent"] for e in events if isinstance(e.get("diagnosticEvent"), dict)]
+    errors, diagnostics, by_urn = _diagnostics(raw, states)
+    rows, counts = applied(steps, by_urn)
+    if result.returncode != 0 and not errors:
+        errors = _stderr_errors(result.stderr)
+    if result.returncode != 0:
+        errors = _with_backend_hints(run, errors, result.stderr)
+        if not errors:
+            errors = [error("engine", f"pulumi up failed (exit {result.returncode})", None)]
+    after: list[dict[str, Any]] = []
+    for resource in _recorded(run):
+        state = SettingState.of(str(resource.get("urn")), resource, "outputs")
+        if state is not None and not resource.get("delete"):
+            after.append(state.describe())
+    after = by_account(after)
+    code = EXIT_OK if result.returncode == 0 and not errors else EXIT_ERROR
+    emit(
+        _out(run, "deploy", code, counts=counts, changes=rows, state=after, errors=errors, diagnostics=diagnostics),
+        output,
     )
-    diagnostics = [e["diagnosticEvent"] for e in events if "diagnosticEvent" in e]
-    export = run.pulumi("stack", "export")
-    accounts = []
-    if export.returncode == 0:
-        for resource in json.loads(export.stdout).get("deployment", {}).get("resources", []) or []:
-            if "dynamic/sendgrid:ClickTracking" in resource.get("type", ""):
-                outputs = resource.get("outputs", {})
-                accounts.append(
-                    {
-                        "resource": resource_name(resource["urn"]),
-                        "account": account_of(resource),
-                        "enabled": outputs.get("enabled"),
-                        "original_enabled": outputs.get("original_enabled"),
-                    }
-                )
-    payload: dict[str, Any] = {
-        "command": "deploy",
-        "stack": run.stack,
-        "mode": run.mode,
-        "ok": ok,
-        "summary": changes,
-        "accounts": accounts,
-    }
-    if not ok:
-        payload["errors"] = errors_of({"diagnostics": diagnostics}, result.stderr)
-        # The lock left behind by a backend outage is reported on stderr only, so both are read.
-        if found := hint([*payload["errors"], result.stderr], run.stack, run.env):
-            payload["errors"].append(found)
-    summary = [f"deploy of {run.stack} ({run.mode}) {'succeeded' if ok else 'FAILED'}: {payload['summary']}"]
-    summary += [f"  {e}" for e in payload.get("errors", [])]
-    emit(payload, summary)
-    return EXIT_OK if ok else EXIT_ERROR
+    return code
 
 
-def drift_check(run: Run) -> int:
-    """On a schedule: refresh-preview. Exit 2 on drift, 0 without, 1 on errors.
+def drift_check(run: Run, output: Output) -> int:
+    """On a schedule: `pulumi preview --refresh`. Exit 2 on drift, 0 without, 1 on errors.
 
-    Drift: an account whose live value (read by the refresh) differs from the recorded one and
-    from the desired one. A difference between desired and recorded alone is a pending change,
-    reported but not drift. Live == desired != recorded is harmless and not reported; the next
-    deploy (which refreshes) records it.
+    Drift: a managed field whose live value (read by the refresh) differs from the recorded one and from
+    the desired one. What the program changed is listed as pending (`changes`), not as drift. Live equal
+    to desired but not to the recorded value is harmless and not reported; the next deploy records it.
     """
     code, data, stderr = run.pulumi_json("preview", "--refresh")
+    steps = _steps(data)
+    states = _states(steps)
+    _, diagnostics, _ = _diagnostics(data.get("diagnostics") or [], states)
     if code != 0:
-        return _failed(run, "drift-check", data, stderr)
-    recorded: dict[str, dict[str, Any]] = {}
-    changed: dict[str, dict[str, Any]] = {}
-    for step in data.get("steps", []):
-        if is_click_tracking(step):
-            (recorded if step.get("op") == "refresh" else changed)[step["urn"]] = step
-    drift: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-    for urn, step in sorted(changed.items()):
-        before = (recorded.get(urn) or {}).get("oldState")
-        live_state = step.get("oldState")  # the state as the refresh left it
-        if before is None or live_state is None:
-            continue  # a new or removed account: a pending change, not drift
-        entry = {
-            "resource": resource_name(urn),
-            "account": account_of(before),
-            "recorded": _value(before, "enabled", "outputs"),
-            "live": _value(live_state, "enabled", "outputs"),
-            "desired": _value(step.get("newState"), "enabled", "inputs"),
-        }
-        (drift if entry["live"] != entry["recorded"] else pending).append(entry)
-    checked = len(recorded)
-    summary = [f"drift check of {run.stack} ({run.mode}): {len(drift)} of {checked} account(s) drifted"]
-    summary += [f"  {d['account']}: recorded enabled={d['recorded']}, live enabled={d['live']}" for d in drift]
-    summary += [f"  pending (not drift) {p['account']}: enabled {p['recorded']} -> {p['desired']}" for p in pending]
+        errors = _failure(run, data, stderr, states)
+        emit(_out(run, "drift-check", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output)
+        return EXIT_ERROR
+    drift, live = drifted(steps)
+    refreshed = [old for op, _urn, old, _new in steps if op == "refresh" and old is not None]
+    rows, counts, _ = plan(_with_unchanged(steps, refreshed))
+    counts = {**counts, "drifted": len(drift), "checked": len(live)}
+    exit_code = EXIT_DRIFT if drift else EXIT_OK
     emit(
-        {
-            "command": "drift-check",
-            "stack": run.stack,
-            "mode": run.mode,
-            "ok": True,
-            "checked": checked,
-            "drift": drift,
-            "pending": pending,
-        },
-        summary,
+        _out(
+            run, "drift-check", exit_code, counts=counts, changes=rows, drift=drift, state=live, diagnostics=diagnostics
+        ),
+        output,
     )
-    return EXIT_DRIFT if drift else EXIT_OK
+    return exit_code
+
+
+def _out(run: Run, command: str, exit_code: int, **parts: Any) -> dict[str, Any]:
+    return payload(command, run.stack, run.mode, exit_code=exit_code, project=run.project_name, **parts)

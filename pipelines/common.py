@@ -9,7 +9,7 @@ Emulator mode (only with --emulator): the local emulator, persisted with `make d
 stack must have a Pulumi.<stack>.yaml; it is created in the local backend if missing. Pulumi
 reads (and may write, e.g. its `encryptionsalt`) a copy of that file kept in .pulumi-state/, so
 no run changes a tracked file.
-Machine-readable JSON goes to stdout, a human summary to stderr.
+Output: see output.py and output.schema.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +39,13 @@ REAL_WORLD = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPH
 
 
 class PipelineError(Exception):
-    """A problem the pipeline should report and exit 1 for."""
+    """A problem the pipeline reports as one error (message and hint) and exits 1 for."""
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "configuration") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.kind = kind
 
 
 @dataclass
@@ -53,6 +58,10 @@ class Run:
     env: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     """The stack config file Pulumi reads instead of <project>/Pulumi.<stack>.yaml (emulator mode)."""
+
+    @property
+    def project_name(self) -> str | None:
+        return project_name(self.project_dir)
 
     def pulumi(self, *args: str, stack: bool = True) -> subprocess.CompletedProcess[str]:
         config = ["--config-file", str(self.config_file)] if self.config_file and args[0] in CONFIG_COMMANDS else []
@@ -88,56 +97,70 @@ def events_of(stdout: str) -> list[dict[str, Any]]:
     return events
 
 
-def account_of(state: dict[str, Any] | None) -> str | None:
-    """`global`, `eu/alice`: the resource ID, from a state's outputs or inputs."""
-    if not state:
-        return None
-    values = {**(state.get("inputs") or {}), **(state.get("outputs") or {})}
-    region, who = values.get("region"), values.get("on_behalf_of")
-    if not region:
-        return None
-    return f"{region}/{who}" if who else str(region)
-
-
-def is_click_tracking(step: dict[str, Any]) -> bool:
-    return "dynamic/sendgrid:ClickTracking" in step.get("urn", "")
-
-
-def resource_name(urn: str) -> str:
-    return urn.rsplit("::", 1)[-1]
-
-
-def errors_of(data: dict[str, Any], stderr: str) -> list[str]:
-    """Error diagnostics from a `--json` result, or the CLI's stderr."""
-    messages = [
-        (d.get("urn", "").rsplit("::", 1)[-1] + ": " if d.get("urn") else "") + d.get("message", "").strip()
-        for d in data.get("diagnostics", []) or []
-        if d.get("severity") == "error"
-    ]
-    return [m for m in messages if m] or [line for line in stderr.strip().splitlines() if line.strip()][-20:]
-
-
-def emit(payload: dict[str, Any], summary: list[str]) -> None:
-    for line in summary:
-        print(line, file=sys.stderr)
-    print(json.dumps(payload, indent=2, sort_keys=True))
-
-
-def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
-    """Use `pulumi` from PATH, else the one `make engine` built (same cache path as the Makefile)."""
-    if shutil.which("pulumi", path=env.get("PATH")):
-        return env
-    version = next(
-        line.split("==", 1)[1].strip()
+def pinned_version() -> str:
+    """The Pulumi release this repository pins (requirements.txt), e.g. `3.260.0`."""
+    return next(
+        line.split("==", 1)[1].split("#", 1)[0].strip()
         for line in (ROOT / "requirements.txt").read_text().splitlines()
         if line.startswith("pulumi==")
     )
-    cache = env.get("PULUMI_ENGINE_CACHE") or (
-        f"{env.get('XDG_CACHE_HOME') or Path.home() / '.cache'}/sendgrid-click-tracking/pulumi-v{version}"
+
+
+def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
+    """Use `pulumi` from PATH, else the one `make engine` built (same cache path as the Makefile).
+
+    Raises PipelineError when the `pulumi` found is not the pinned release: another engine may plan
+    differently, or write a state this one cannot read back.
+    """
+    version = pinned_version()
+    cache = Path(
+        env.get("PULUMI_ENGINE_CACHE")
+        or f"{env.get('XDG_CACHE_HOME') or Path.home() / '.cache'}/sendgrid-click-tracking/pulumi-v{version}"
     )
-    if not (Path(cache) / "bin" / "pulumi").exists():
-        raise PipelineError("no `pulumi` on PATH: install Pulumi, or run `make engine`")
-    return {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
+    found = shutil.which("pulumi", path=env.get("PATH"))
+    if found is None:
+        if not (cache / "bin" / "pulumi").exists():
+            raise PipelineError(
+                f"no `pulumi` on PATH and none in {cache}/bin",
+                f"run `make engine` (it builds Pulumi {version} there), or install Pulumi {version}",
+            )
+        env = {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
+        found = str(cache / "bin" / "pulumi")
+    try:
+        answer = subprocess.run([found, "version"], env=env, capture_output=True, text=True, timeout=60, check=False)
+        said = (answer.stdout.strip() or answer.stderr.strip()).splitlines()
+        running = said[0][:80] if said else f"a program that exits {answer.returncode} to `pulumi version`"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        running = f"unusable ({exc.__class__.__name__})"
+    if running != f"v{version}":
+        cached = (cache / "bin" / "pulumi").exists()
+        how = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
+        raise PipelineError(
+            f"`pulumi` on PATH ({found}) is {running}, and these pipelines need v{version} (pinned in "
+            "requirements.txt): another release may plan differently or write a state this one cannot read",
+            f"put Pulumi v{version} first on PATH ({how}), or install that release",
+        )
+    return env
+
+
+def project_name(project: Path) -> str | None:
+    """The Pulumi project's name (Pulumi.yaml), or None when it cannot be read."""
+    try:
+        settings = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    name = settings.get("name") if isinstance(settings, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def project_path(project_dir: str | None) -> Path:
+    """The project directory: --project-dir, else PULUMI_PROJECT_DIR, else this repository."""
+    return Path(project_dir or os.environ.get("PULUMI_PROJECT_DIR") or ROOT).resolve()
+
+
+def stack_name(stack: str | None) -> str:
+    """The stack: --stack, else PULUMI_STACK, else dev."""
+    return stack or os.environ.get("PULUMI_STACK") or "dev"
 
 
 def stack_config_path(project: Path, stack: str) -> Path:
@@ -145,7 +168,7 @@ def stack_config_path(project: Path, stack: str) -> Path:
     try:
         settings = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise PipelineError(f"{project}: no readable Pulumi.yaml ({exc}); check --project-dir") from None
+        raise PipelineError(f"{project}: no readable Pulumi.yaml ({exc})", "check --project-dir") from None
     config_dir = settings.get("stackConfigDir") if isinstance(settings, dict) else None
     name = stack.rsplit("/", 1)[-1]  # org/project/stack names the same file
     return project / (config_dir or "") / f"Pulumi.{name}.yaml"
@@ -161,22 +184,26 @@ def _known_stacks(project: Path, stack: str) -> str:
 def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
     if not env.get("SENDGRID_API_KEY", "").strip():
         raise PipelineError(
-            "SENDGRID_API_KEY is not set or is empty: add the secret SENDGRID_API_KEY (a SendGrid API key with "
-            "tracking_settings.click.read and .update) to this pipeline's environment. "
-            "To run against the local emulator instead, pass --emulator."
+            "SENDGRID_API_KEY is not set or is empty",
+            "add the secret SENDGRID_API_KEY (a SendGrid API key with the read and update scopes of the "
+            "tracking settings the stack manages, e.g. tracking_settings.click.read and .update) to this "
+            "pipeline's environment. To run against the local emulator instead, pass --emulator.",
         )
     if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
         whoami = subprocess.run(["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False)
         if whoami.returncode != 0:
             raise PipelineError(
-                "no state backend: set PULUMI_BACKEND_URL (s3://…, azblob://…, gs://…, postgres://…, file://…) "
-                "or PULUMI_ACCESS_TOKEN for Pulumi Cloud"
+                "no state backend",
+                "set PULUMI_BACKEND_URL (s3://…, azblob://…, gs://…, postgres://…, file://…) "
+                "or PULUMI_ACCESS_TOKEN for Pulumi Cloud",
+                kind="backend",
             )
     run = Run(project, name, "sendgrid", env)
     # Not `stack select`: it would save the backend URL, credentials and all, under ~/.pulumi/workspaces.
     found = run.pulumi("stack", "--show-name")
     if found.returncode != 0:
-        raise PipelineError(stack_lookup_failed(name, found.stderr, env))
+        kind, message, hint = stack_lookup_failed(name, found.stderr, env)
+        raise PipelineError(message, hint, kind=kind)
     return run
 
 
@@ -190,13 +217,15 @@ def _emulator_config(project: Path, name: str, state: Path) -> Path:
     if not tracked.is_file():
         raise PipelineError(
             f"unknown stack {name!r}: there is no {tracked.relative_to(project)} in {project} "
-            f"(stacks with a config file: {_known_stacks(project, name)}); check --stack"
+            f"(stacks with a config file: {_known_stacks(project, name)})",
+            "check --stack",
+            kind="stack",
         )
     text = tracked.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PipelineError(f"{tracked.name} is not valid YAML: {exc}") from None
+        raise PipelineError(f"{tracked.name} is not valid YAML: {exc}", f"fix {tracked.name}") from None
     shadow_dir = state / "stack-config"
     shadow_dir.mkdir(parents=True, exist_ok=True)
     shadow = shadow_dir / tracked.name
@@ -218,9 +247,9 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
     Raises PipelineError (exit 1) without running anything when SendGrid mode has no API key, the
     stack is unknown, or no state backend is configured.
     """
-    project = Path(project_dir or os.environ.get("PULUMI_PROJECT_DIR") or ROOT).resolve()
+    project = project_path(project_dir)
     env = _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
-    name = stack or os.environ.get("PULUMI_STACK") or "dev"
+    name = stack_name(stack)
     if not emulator:
         yield _sendgrid(project, name, env)
         return
@@ -258,5 +287,9 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
                 check=False,
             )
             if created.returncode != 0:
-                raise PipelineError(f"could not create stack {name!r} in {state}: {created.stderr.strip()}")
+                raise PipelineError(
+                    f"could not create stack {name!r} in {state}: {created.stderr.strip()}",
+                    f"remove {state} to start the local world over",
+                    kind="backend",
+                )
         yield run

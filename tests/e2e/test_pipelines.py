@@ -1,4 +1,8 @@
-"""Issue 7: the GitOps scripts end to end through the real engine, against the emulator."""
+"""The GitOps scripts end to end through the real engine, against the emulator.
+
+Every output of every script, errors included, is checked against pipelines/output.schema.json, and
+none may show a Python traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,80 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
+from tools.pulumi_project import PROJECT
+
 from ..conftest import TEST_KEY
 from .conftest import ROOT, PulumiProject
+from .test_ownership import PROGRAM
+
+SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "pipelines" / "output.schema.json").read_text()))
+TOP_LEVEL = set(SCHEMA.schema["required"])
+
+
+def checked(code: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """The JSON output, valid against the schema, with the exit code it claims and no traceback anywhere."""
+    assert "Traceback" not in stdout + stderr
+    data = json.loads(stdout)
+    errors = sorted(SCHEMA.iter_errors(data), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    assert set(data) == TOP_LEVEL and data["exit_code"] == code
+    return dict(data)
 
 
 def pipeline(
-    project: PulumiProject, command: str, stack: str = "dev", env: dict[str, str] | None = None
+    project: PulumiProject, command: str, stack: str = "dev", env: dict[str, str] | None = None, *extra: str
 ) -> tuple[int, dict[str, Any], str]:
-    result = project.exec([str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir)], env)
-    return result.returncode, json.loads(result.stdout), result.stderr
+    argv = [str(ROOT / "pipelines" / command), "--stack", stack, "--project-dir", str(project.dir), *extra]
+    result = project.exec(argv, env)
+    return result.returncode, checked(result.returncode, result.stdout, result.stderr), result.stderr
+
+
+def declare(project: PulumiProject, *resources: dict[str, Any]) -> None:
+    """The program declares exactly these resources (name, kind, arguments): no dependency on the fleet format."""
+    (project.dir / "__main__.py").write_text(PROGRAM)
+    path = project.dir / "Pulumi.dev.yaml"
+    data = (yaml.safe_load(path.read_text()) if path.exists() else {}) or {}
+    data["config"] = {f"{PROJECT}:resources": list(resources)}
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+
+
+def rows(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(account, setting) → its row of `changes`."""
+    found = {(r["account"], r["setting"]): r for r in result["changes"]}
+    assert len(found) == len(result["changes"])
+    return found
+
+
+def fields(row: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) of a row; `?` for a value the preview cannot know."""
+    return [
+        (f["field"], f["before"] if f["before_known"] else "?", f["after"] if f["after_known"] else "?")
+        for f in row["fields"]
+    ]
+
+
+def live(project: PulumiProject, who: str | None, kind: str = "click", world: str = "global") -> dict[str, Any]:
+    data = project.emulator.state.snapshot()[world]
+    return dict((data["parent"] if who is None else data["subusers"][who])[kind])
+
+
+def counts(**nonzero: int) -> dict[str, int]:
+    return {
+        k: nonzero.get(k, 0) for k in ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
+    }
+
+
+def settings(result: dict[str, Any]) -> dict[str, Any]:
+    """account → enabled, for the click settings in the output's `state`."""
+    return {s["account"]: s["values"]["enabled"] for s in result["state"] if s["setting"] == "click"}
 
 
 def write_fleet(project: PulumiProject, stack: str, fleet: dict[str, Any]) -> None:
@@ -43,11 +106,8 @@ def test_review_merge_schedule(project: PulumiProject) -> None:
     write_fleet(project, "dev", FLEET)
     code, first, _ = pipeline(project, "deploy")
     assert code == 0 and first["ok"] and first["mode"] == "sendgrid"
-    assert {a["account"]: a["enabled"] for a in first["accounts"]} == {
-        "global": True,
-        "global/alice": False,
-        "eu/carol": True,
-    }
+    assert settings(first) == {"global": True, "global/alice": False, "eu/carol": True}
+    assert first["summary"] == counts(create=3)  # accounts, not their adoption records
 
     project.api_log()
     code, clean, _ = pipeline(project, "preview")
@@ -58,36 +118,54 @@ def test_review_merge_schedule(project: PulumiProject) -> None:
     write_fleet(project, "dev", changed)
     code, review, summary = pipeline(project, "preview")
     assert code == 0
-    by_account = {c["account"]: c for c in review["changes"]}
-    assert by_account["global/alice"]["op"] == "update"
-    assert by_account["global/alice"]["changes"] == {"enabled": {"recorded": False, "desired": True}}
-    assert by_account["global/bob"]["op"] == "create"
-    assert by_account["eu/carol"]["op"] == "delete"
-    assert "update   global/alice: enabled False -> True" in summary
+    by_account = rows(review)
+    assert set(by_account) == {("global/alice", "click"), ("global/bob", "click"), ("eu/carol", "click")}
+    assert by_account["global/alice", "click"]["action"] == "update"
+    assert fields(by_account["global/alice", "click"]) == [("enabled", False, True)]
+    assert by_account["global/bob", "click"]["action"] == "create"
+    assert fields(by_account["global/bob", "click"]) == [("enabled", "?", False)]  # read at deploy time
+    assert by_account["eu/carol", "click"]["action"] == "delete"
+    assert by_account["eu/carol", "click"]["effect"] == "restore"
+    assert fields(by_account["eu/carol", "click"]) == [("enabled", True, True)]  # it was true before the stack
+    assert review["summary"] == counts(create=1, update=1, delete=1, same=1)
+    assert "update   global/alice click: enabled false -> true" in summary
     assert project.api_log() == []
 
     code, deployed, _ = pipeline(project, "deploy")
-    assert code == 0 and deployed["summary"] == {
-        "create": 2,
-        "delete": 2,
-        "same": 4,
-        "update": 1,
-    }  # bob and his adoption record created, carol's deleted; same: the parent and its record, alice's record, stack
+    assert code == 0 and deployed["summary"] == counts(create=1, update=1, delete=1, same=1)
+    assert sorted((r["account"], r["action"], r["status"]) for r in deployed["changes"]) == [
+        ("eu/carol", "delete", "done"),
+        ("global/alice", "update", "done"),
+        ("global/bob", "create", "done"),
+    ]
+    assert fields(rows(deployed)["global/bob", "click"]) == [("enabled", True, False)]  # before: read by the create
     state = project.emulator.state.snapshot()
     assert state["global"]["subusers"]["alice"]["click"]["enabled"] is True
     assert state["global"]["subusers"]["bob"]["click"]["enabled"] is False
 
     code, quiet, _ = pipeline(project, "drift-check")
-    assert code == 0 and quiet["drift"] == [] and quiet["checked"] == 3
+    assert code == 0 and quiet["drift"] == [] and quiet["summary"]["checked"] == 3
 
     project.emulator.state.set_out_of_band("global", "bob", "click", {"enabled": True})  # someone used the UI
     project.api_log()
     code, drift, summary = pipeline(project, "drift-check")
-    assert code == 2
+    assert code == 2 and drift["ok"] is True and drift["exit_code"] == 2
     assert drift["drift"] == [
-        {"account": "global/bob", "desired": False, "live": True, "recorded": False, "resource": "subuser-bob"}
+        {
+            "account": "global/bob",
+            "region": "global",
+            "on_behalf_of": "bob",
+            "setting": "click",
+            "resource": "subuser-bob",
+            "field": "enabled",
+            "recorded": False,
+            "live": True,
+            "desired": False,
+            "note": None,
+        }
     ]
-    assert "global/bob: recorded enabled=False, live enabled=True" in summary
+    assert "drift    global/bob click: enabled recorded false, live true, desired false" in summary
+    assert [(r["account"], fields(r)) for r in drift["changes"]] == [("global/bob", [("enabled", True, False)])]
     assert all(method == "GET" for method, _, _ in project.api_log())  # the check changed nothing
 
     code, _, _ = pipeline(project, "deploy")
@@ -100,14 +178,27 @@ def test_errors_exit_1_with_the_reason(project: PulumiProject) -> None:
     write_fleet(project, "dev", {"subusers": [{"username": "alice", "enabled": "yes"}]})
     code, result, _ = pipeline(project, "preview")
     assert code == 1 and result["ok"] is False
-    assert any("subusers[0].enabled: must be true or false (unquoted), got 'yes'" in e for e in result["errors"])
+    (error,) = result["errors"]
+    assert error["kind"] == "program"
+    assert "subusers[0].enabled: must be true or false (unquoted), got 'yes'" in error["message"]
     code, result, _ = pipeline(project, "deploy", stack="missing-stack")
-    assert code == 1 and "stack 'missing-stack' not found" in result["errors"][0]
+    assert code == 1 and result["stack"] == "missing-stack"
+    (error,) = result["errors"]
+    assert error["kind"] == "stack" and error["message"].startswith("stack 'missing-stack' not found")
+    assert error["hint"].startswith("create it once with `pulumi stack init missing-stack`")
     write_fleet(project, "dev", FLEET)
-    code, result, _ = pipeline(project, "deploy", env={"SENDGRID_API_KEY": "SG.wrong-pipeline-key"})
+    code, result, summary = pipeline(project, "deploy", env={"SENDGRID_API_KEY": "SG.wrong-pipeline-key"})
     assert code == 1 and not result["ok"]
-    assert any("failed (401)" in e for e in result["errors"])
-    assert "wrong-pipeline-key" not in json.dumps(result)
+    assert {e["kind"] for e in result["errors"]} == {"sendgrid"}
+    assert all("failed (401)" in e["message"] and e["hint"] for e in result["errors"])
+    assert {r["status"] for r in result["changes"]} == {"failed"} and result["summary"]["create"] == 0
+    assert "wrong-pipeline-key" not in json.dumps(result) + summary
+    for argv in (["--format", "xml"], ["--bogus"]):
+        code, result, _ = pipeline(project, "preview", "dev", None, *argv)
+        assert code == 1 and result["command"] == "preview" and result["stack"] == "dev"
+        (error,) = result["errors"]
+        assert error["kind"] == "arguments" and error["message"].startswith("bad arguments: ")
+        assert error["hint"].startswith("usage: pipelines [-h]")
 
 
 def no_key_env(project: PulumiProject, **extra: str) -> dict[str, str]:
@@ -117,7 +208,7 @@ def no_key_env(project: PulumiProject, **extra: str) -> dict[str, str]:
 
 def run_script(argv: list[str], env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-    return result.returncode, json.loads(result.stdout), result.stderr
+    return result.returncode, checked(result.returncode, result.stdout, result.stderr), result.stderr
 
 
 def test_a_missing_or_empty_key_is_an_error_not_the_emulator(project: PulumiProject) -> None:
@@ -135,10 +226,12 @@ def test_a_missing_or_empty_key_is_an_error_not_the_emulator(project: PulumiProj
             code, result, summary = run_script(
                 [str(ROOT / "pipelines" / command), "--stack", "dev", "--project-dir", str(project.dir)], env
             )
-            assert code == 1 and result["ok"] is False
+            assert code == 1 and result["ok"] is False and result["command"] == command
             (error,) = result["errors"]
-            assert error.startswith("SENDGRID_API_KEY is not set or is empty: add the secret SENDGRID_API_KEY")
-            assert "pass --emulator" in error and error in summary
+            assert error["kind"] == "configuration"
+            assert error["message"] == "SENDGRID_API_KEY is not set or is empty"
+            assert error["hint"].startswith("add the secret SENDGRID_API_KEY") and "pass --emulator" in error["hint"]
+            assert f"error    {error['message']} Hint: {error['hint']}" in summary
     assert project.export()["deployment"]["resources"] == state_before
     assert project.api_log() == []
     assert not (project.dir / ".pulumi-state").exists()  # no local world was started
@@ -190,7 +283,7 @@ def test_emulator_mode_only_when_asked_and_no_tracked_file_changes(project: Pulu
             assert code == 0, summary
             assert result["mode"] == "emulator" and result["ok"] is True
             if command == "deploy":
-                assert {a["account"]: a["enabled"] for a in result["accounts"]} == expected[stack]
+                assert settings(result) == expected[stack]
         assert git_status(copy) == ""  # nothing tracked changed, nothing untracked appeared (.pulumi-state is ignored)
     assert (copy / ".pulumi-state" / "emulator.json").exists()  # the local world persists
     assert project.export()["deployment"]["resources"] == real_state
@@ -202,9 +295,12 @@ def test_emulator_mode_only_when_asked_and_no_tracked_file_changes(project: Pulu
             [str(ROOT / "pipelines" / command), "--emulator", "--stack", "prdo", "--project-dir", str(copy)], env
         )
         assert code == 1 and result["ok"] is False
-        assert result["errors"] == [
-            f"unknown stack 'prdo': there is no Pulumi.prdo.yaml in {copy} "
-            "(stacks with a config file: dev, prod); check --stack"
+        assert [(e["kind"], e["message"], e["hint"]) for e in result["errors"]] == [
+            (
+                "stack",
+                f"unknown stack 'prdo': there is no Pulumi.prdo.yaml in {copy} (stacks with a config file: dev, prod)",
+                "check --stack",
+            )
         ]
     assert git_status(copy) == ""
     assert not list((copy / ".pulumi-state").rglob("prdo*"))
@@ -223,7 +319,7 @@ def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_eac
     def run(command: str, stack: str) -> tuple[int, dict[str, Any]]:
         argv = [str(ROOT / "pipelines" / command), "--emulator", "--stack", stack, "--project-dir", str(project.dir)]
         result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-        return result.returncode, json.loads(result.stdout)
+        return result.returncode, checked(result.returncode, result.stdout, result.stderr)
 
     code, dev = run("deploy", "dev")
     assert code == 0 and dev["mode"] == "emulator", dev
@@ -231,9 +327,9 @@ def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_eac
     assert code == 0, prod
     for stack in ("dev", "prod"):  # each stack's deploy left the other's accounts alone
         code, check = run("drift-check", stack)
-        assert (code, check["drift"], check["checked"]) == (0, [], 4), stack
-    assert {a["account"] for a in dev["accounts"]} == {"global", "global/alice", "global/bob", "eu/carol"}
-    assert {a["account"] for a in prod["accounts"]} == {
+        assert (code, check["drift"], check["summary"]["checked"]) == (0, [], 4), stack
+    assert set(settings(dev)) == {"global", "global/alice", "global/bob", "eu/carol"}
+    assert set(settings(prod)) == {
         "global/dave",
         "global/erin",
         "eu/frank",
@@ -267,3 +363,270 @@ def test_promotion_from_dev_to_prod(project: PulumiProject, tmp_path: Path) -> N
         assert prod_state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False
         assert project.emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False
         assert pipeline(project, "drift-check", stack="prod", env=prod_env)[0] == 0
+
+
+# -- what previews say, and what deploys then do ------------------------------------------------------
+
+
+def md_row(account: str, setting: str, action: str, before: str, after: str) -> str:
+    return f"| <code>{account}</code> | {setting} | {action} | {before} | {after} |"
+
+
+def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: PulumiProject, tmp_path: Path) -> None:
+    """Restore to the originals (a field without one stays), keep, disable, and a hand-over that sends nothing."""
+    declare(
+        project,
+        {"name": "r", "enabled": False, "on_behalf_of": "alice"},
+        {"name": "d", "enabled": True, "on_behalf_of": "bob", "on_delete": "disable"},
+        {"name": "k", "enabled": False, "on_behalf_of": "carol", "region": "eu", "on_delete": "keep"},
+        {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob", "url": "https://example.com/bye"},
+        {"name": "o1", "kind": "open", "enabled": False},
+    )
+    assert pipeline(project, "deploy")[0] == 0
+    declare(project, {"name": "o2", "kind": "open", "enabled": False})  # o1 renamed without an alias
+    project.api_log()
+    step_summary = tmp_path / "step-summary.md"
+    code, review, summary = pipeline(project, "preview", "dev", {"GITHUB_STEP_SUMMARY": str(step_summary)})
+    assert code == 0 and project.api_log() == []
+    planned = rows(review)
+    effects = {key: (r["action"], r["effect"], fields(r), r["note"]) for key, r in planned.items()}
+    assert effects == {
+        ("global/alice", "click"): ("delete", "restore", [("enabled", False, True)], None),
+        ("global/bob", "click"): ("delete", "disable", [("enabled", True, False)], None),
+        ("eu/carol", "click"): ("delete", "keep", [("enabled", False, False)], None),
+        ("global/bob", "subscription"): (
+            "delete",
+            "restore",
+            [("enabled", True, False), ("url", "https://example.com/bye", "https://example.com/bye")],
+            None,
+        ),
+        ("global", "open"): (  # o1 hands the account to o2: one row, before as o1 recorded it
+            "create",
+            "set",
+            [("enabled", False, False)],
+            "takes over from o1, which leaves the stack without restoring anything",
+        ),
+    }
+    url = planned["global/bob", "subscription"]["fields"][1]
+    assert url["note"] == "no original recorded: left as it is"  # there was no url before the stack
+    assert review["summary"] == counts(create=1, delete=4)
+    assert "delete   global/alice click: restore: enabled false -> true" in summary
+    assert "delete   global/bob click: disable: enabled true -> false" in summary
+    # The Markdown summary: a row per account and setting, before and after, the delete's effect.
+    markdown = step_summary.read_text()
+    assert markdown.startswith("<!-- pipelines:preview:sendgrid-click-tracking/dev -->\n")
+    assert "#### :tropical_drink: `preview` on sendgrid-click-tracking/dev" in markdown
+    table = [line for line in markdown.splitlines() if line.startswith("| <code>")]
+    assert sorted(table) == sorted(
+        [
+            md_row(
+                "global/alice", "click", "delete: restore", "enabled <code>false</code>", "enabled <code>true</code>"
+            ),
+            md_row("global/bob", "click", "delete: disable", "enabled <code>true</code>", "enabled <code>false</code>"),
+            md_row("eu/carol", "click", "delete: keep", "enabled <code>false</code>", "enabled <code>false</code>"),
+            md_row(
+                "global/bob",
+                "subscription",
+                "delete: restore",
+                "enabled <code>true</code>",
+                "enabled <code>false</code>",
+            ),
+            md_row("global", "open", "create", "enabled <code>false</code>", "enabled <code>false</code>"),
+        ]
+    )
+    assert "<details>" in markdown and "no original recorded: left as it is" in markdown
+    result = project.exec(
+        [str(ROOT / "pipelines" / "preview"), "--project-dir", str(project.dir), "--format", "markdown"]
+    )
+    assert result.returncode == 0 and result.stdout.strip() == markdown.strip()  # the same summary, on stdout
+
+    code, deployed, _ = pipeline(project, "deploy")
+    assert code == 0
+    for key, r in rows(deployed).items():  # the deploy did what the preview said
+        assert (r["status"], r["effect"]) == ("done", planned[key]["effect"]), key
+    assert rows(deployed)["global", "open"]["fields"] == planned["global", "open"]["fields"]
+    said = {key: {f: after for f, _, after in fields(r)} for key, r in planned.items()}
+    for (account, kind), values in said.items():
+        region, _, who = account.partition("/")
+        assert {k: live(project, who or None, kind, region).get(k) for k in values} == values, (account, kind)
+    assert sorted((obo, body) for method, obo, body in project.api_log() if method == "PATCH") == [
+        ("alice", {"enabled": True}),
+        ("bob", {"enabled": False}),
+        ("bob", {"enabled": False}),  # click disabled, subscription restored; nothing for carol or the parent
+    ]
+
+
+def test_replacement_previewed_applied_and_failed(project: PulumiProject) -> None:
+    """A change of on_behalf_of: what the new account will be set to, what the old one gets back; a failed
+    create is reported as failed and leaves the old account alone."""
+    declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
+    assert pipeline(project, "deploy")[0] == 0
+    declare(project, {"name": "a", "enabled": False, "on_behalf_of": "bob"})
+    code, review, summary = pipeline(project, "preview")
+    assert code == 0 and review["summary"] == counts(replace=1)
+    pair = {"from": "global/alice", "to": "global/bob"}
+    assert [(r["account"], r["action"], r["effect"], fields(r), r["replacement"]) for r in review["changes"]] == [
+        ("global/bob", "replace", "set", [("enabled", "?", False)], pair),
+        ("global/alice", "replace", "restore", [("enabled", False, True)], pair),
+    ]
+    assert "replace  global/alice click: restore: enabled false -> true" in summary
+
+    code, deployed, _ = pipeline(project, "deploy")
+    assert code == 0 and deployed["summary"] == counts(replace=1)
+    assert [(r["account"], r["status"], fields(r)) for r in deployed["changes"]] == [
+        ("global/bob", "done", [("enabled", True, False)]),
+        ("global/alice", "done", [("enabled", False, True)]),
+    ]
+    assert (live(project, "alice")["enabled"], live(project, "bob")["enabled"]) == (True, False)
+
+    # Back to alice, and carol added, with a key that may read but not change: both creates fail.
+    project.emulator.state.add_key("SG.read-only-key", ["tracking_settings.click.read"])
+    declare(
+        project,
+        {"name": "a", "enabled": False, "on_behalf_of": "alice"},
+        {"name": "c", "enabled": False, "on_behalf_of": "carol", "region": "eu"},
+    )
+    project.api_log()
+    code, failed, summary = pipeline(project, "deploy", "dev", {"SENDGRID_API_KEY": "SG.read-only-key"})
+    assert code == 1 and failed["ok"] is False
+    assert failed["summary"] == counts(failed=2)  # nothing replaced, nothing created
+    by_key = rows(failed)
+    new, old, carol = by_key["global/alice", "click"], by_key["global/bob", "click"], by_key["eu/carol", "click"]
+    assert (new["action"], new["status"], new["replacement"]) == (
+        "replace",
+        "failed",
+        {"from": "global/bob", "to": "global/alice"},
+    )
+    assert new["error"]["kind"] == "sendgrid"
+    assert new["error"]["message"].startswith("PATCH /v3/tracking_settings/click on behalf of 'alice' failed (403)")
+    assert "tracking_settings.click.update" in new["error"]["hint"]
+    assert (old["status"], old["effect"], fields(old)) == ("skipped", "unchanged", [("enabled", False, False)])
+    assert old["note"] == "the new account could not be taken over, so nothing was done to this one: a still manages it"
+    assert (carol["action"], carol["status"]) == ("create", "failed")
+    assert {(e["account"], e["setting"], e["resource"]) for e in failed["errors"]} == {
+        ("global/alice", "click", "a"),
+        ("eu/carol", "click", "c"),
+    }
+    assert "replaced" not in summary and "[FAILED]" in summary and "[SKIPPED]" in summary
+    assert (live(project, "alice")["enabled"], live(project, "bob")["enabled"]) == (True, False)
+    assert [m for m, _, _ in project.api_log() if m == "PATCH"] == ["PATCH", "PATCH"]  # the two refused ones
+
+    # The preview after the failure knows alice's value: her adoption record read it.
+    code, review, _ = pipeline(project, "preview")
+    assert code == 0
+    assert fields(rows(review)["global/alice", "click"]) == [("enabled", True, False)]
+    assert fields(rows(review)["eu/carol", "click"]) == [("enabled", True, False)]
+
+
+def test_drift_per_field_with_pending_changes(project: PulumiProject, tmp_path: Path) -> None:
+    """Drift per account, setting and field (recorded, live, desired); pending changes are not drift."""
+    declare(
+        project,
+        {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob", "url": "https://example.com/u"},
+        {"name": "g", "kind": "google_analytics", "enabled": True, "utm_source": "news"},
+        {"name": "a", "enabled": False, "on_behalf_of": "alice"},
+    )
+    assert pipeline(project, "deploy")[0] == 0
+    state = project.emulator.state
+    state.set_out_of_band("global", "bob", "subscription", {"url": "https://elsewhere.example/x", "replace": "[x]"})
+    state.set_out_of_band("global", None, "google_analytics", {"enabled": False, "utm_medium": "mail"})
+    state.set_out_of_band("global", "alice", "click", {"enabled": True})  # live now what the program will want
+    declare(
+        project,
+        {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob", "url": "https://example.com/u"},
+        {"name": "g", "kind": "google_analytics", "enabled": True, "utm_source": "letters"},  # a pending change
+        {"name": "a", "enabled": True, "on_behalf_of": "alice"},
+    )
+    project.api_log()
+    step_summary = tmp_path / "step-summary.md"
+    code, result, summary = pipeline(project, "drift-check", "dev", {"GITHUB_STEP_SUMMARY": str(step_summary)})
+    assert code == 2 and result["exit_code"] == 2 and result["ok"] is True
+    drift = sorted(
+        (d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["desired"]) for d in result["drift"]
+    )
+    assert drift == [  # not alice (live is what the program now wants), not unmanaged fields (replace, utm_medium)
+        ("global", "google_analytics", "enabled", True, False, True),
+        (
+            "global/bob",
+            "subscription",
+            "url",
+            "https://example.com/u",
+            "https://elsewhere.example/x",
+            "https://example.com/u",
+        ),
+    ]
+    assert result["summary"] == counts(update=2, same=1, drifted=2, checked=3)
+    pending = {key: fields(r) for key, r in rows(result).items()}
+    assert pending == {  # what the next deploy does: put the drifted fields back, and the program's change
+        ("global", "google_analytics"): [("enabled", False, True), ("utm_source", "news", "letters")],
+        ("global/bob", "subscription"): [("url", "https://elsewhere.example/x", "https://example.com/u")],
+    }
+    assert (
+        'drift    global/bob subscription: url recorded "https://example.com/u", live "https://elsewhere.example/x", '
+        'desired "https://example.com/u"' in summary
+    )
+    markdown = step_summary.read_text()
+    assert markdown.startswith("<!-- pipelines:drift-check:sendgrid-click-tracking/dev -->")
+    assert ":warning: **drift: 2 field(s)** in 3 setting(s) checked" in markdown
+    assert (
+        "| <code>global</code> | google_analytics | enabled | <code>true</code> | <code>false</code> "
+        "| <code>true</code> |" in markdown
+    )
+    assert all(method == "GET" for method, _, _ in project.api_log())
+
+    assert pipeline(project, "deploy")[0] == 0
+    code, quiet, _ = pipeline(project, "drift-check")
+    assert (code, quiet["drift"], quiet["changes"]) == (0, [], [])
+
+
+def gets_per_setting(project: PulumiProject) -> Counter[tuple[str, str | None, str]]:
+    """(path, on-behalf-of, method) → requests since the last call; asserts nothing but GETs were sent."""
+    log = project.emulator.state.request_log()[project._seen :]
+    project.api_log()
+    return Counter((e["path"].rsplit("/", 1)[-1], e["on_behalf_of"], e["method"]) for e in log)
+
+
+def test_one_get_per_setting_for_each_script(project: PulumiProject) -> None:
+    """deploy and drift-check read each setting once (`--skip-preview`); preview reads nothing.
+
+    Plain `pulumi refresh` reads each one twice (once for its own preview): the scripts do not use it.
+    """
+    declare(
+        project,
+        {"name": "a", "enabled": False, "on_behalf_of": "alice"},
+        {"name": "o", "kind": "open", "enabled": True},
+        {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob"},
+    )
+    assert pipeline(project, "deploy")[0] == 0
+    once = Counter({("click", "alice", "GET"): 1, ("open", None, "GET"): 1, ("subscription", "bob", "GET"): 1})
+    project.api_log()
+    assert pipeline(project, "preview")[0] == 0
+    assert gets_per_setting(project) == Counter()
+    assert pipeline(project, "drift-check")[0] == 0
+    assert gets_per_setting(project) == once
+    code, deployed, _ = pipeline(project, "deploy")
+    assert code == 0 and deployed["summary"] == counts(same=3)
+    assert gets_per_setting(project) == once
+    project.run("refresh", "--yes")
+    assert gets_per_setting(project) == once + once
+
+
+def test_a_pulumi_of_another_version_is_refused(project: PulumiProject, tmp_path: Path) -> None:
+    fake = tmp_path / "other-pulumi"
+    fake.mkdir()
+    calls = tmp_path / "calls"
+    (fake / "pulumi").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho v3.99.0\n')
+    (fake / "pulumi").chmod(0o755)
+    env = {"PATH": f"{fake}:{project.env['PATH']}"}
+    for command in ("preview", "deploy", "drift-check"):
+        code, result, summary = pipeline(project, command, "dev", env)
+        assert code == 1 and result["command"] == command
+        (error,) = result["errors"]
+        assert error["kind"] == "configuration"
+        assert error["message"].startswith(
+            f"`pulumi` on PATH ({fake / 'pulumi'}) is v3.99.0, and these pipelines need v3.260.0"
+        )
+        assert error["hint"].startswith("put Pulumi v3.260.0 first on PATH (export PATH=")
+        assert error["message"] in summary
+    assert calls.read_text().splitlines() == ["version"] * 3  # asked its version, nothing else
+    assert project.api_log() == []

@@ -29,6 +29,7 @@ from pulumi_sendgrid_tracking.emulator.state import Account
 
 from ..support.postgres import PostgresServer
 from .conftest import ROOT, PulumiProject
+from .test_pipelines import checked, counts, fields
 
 KEY = f"SG.pg-test-{secrets.token_hex(8)}"  # random, so a hit in the database can only be a leak
 TABLE = "pulumi_state"  # the backend's default table (the SQL below spells it out)
@@ -75,7 +76,11 @@ class GatedState(EmulatorState):
     def _pass(self, method: str, account: Account) -> None:
         with self._gates_lock:
             gate = next(
-                (g for g in self.gates if not g.used and g.method == method and g.account in (None, account.name)),
+                (
+                    g
+                    for g in self.gates
+                    if not g.used and g.method == method and g.account in (None, account.on_behalf_of)
+                ),
                 None,
             )
             if gate is not None:
@@ -206,8 +211,7 @@ def pipeline(
     project: PulumiProject, command: str, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
     result = project.exec(argv(project, command), env)
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.returncode, json.loads(result.stdout), result.stderr
+    return result.returncode, checked(result.returncode, result.stdout, result.stderr), result.stderr
 
 
 def start(project: PulumiProject, command: str, started: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
@@ -227,8 +231,7 @@ def start(project: PulumiProject, command: str, started: list[subprocess.Popen[s
 def finish(project: PulumiProject, proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
     stdout, stderr = proc.communicate(timeout=WAIT)
     project.outputs.append(stdout + stderr)
-    assert "Traceback" not in stdout + stderr
-    return proc.returncode, json.loads(stdout), stderr
+    return proc.returncode, checked(proc.returncode, stdout, stderr), stderr
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -279,7 +282,7 @@ def assert_key_not_in_database(postgres: PostgresServer) -> None:
 
 def accounts(payload: dict[str, Any]) -> dict[str, tuple[bool, bool]]:
     """Account → (enabled, original_enabled), as a deploy recorded them."""
-    return {a["account"]: (a["enabled"], a["original_enabled"]) for a in payload["accounts"]}
+    return {s["account"]: (s["values"]["enabled"], s["originals"]["enabled"]) for s in payload["state"]}
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -304,15 +307,15 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
     assert code == 0 and preview["changes"] == []
     assert project.api_log() == []  # a preview sends nothing
     code, quiet, _ = pipeline(project, "drift-check")
-    assert code == 0 and quiet["drift"] == [] and quiet["checked"] == 2
+    assert code == 0 and quiet["drift"] == [] and quiet["summary"]["checked"] == 2
 
     state.set_out_of_band("global", "bob", "click", {"enabled": True})  # someone used SendGrid's UI
     code, drift, summary = pipeline(project, "drift-check")
     assert code == 2
-    assert drift["drift"] == [
-        {"account": "global/bob", "desired": False, "live": True, "recorded": False, "resource": "subuser-bob"}
-    ]
-    assert "global/bob: recorded enabled=False, live enabled=True" in summary
+    assert [
+        (d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["desired"]) for d in drift["drift"]
+    ] == [("global/bob", "click", "enabled", False, True, False)]
+    assert "drift    global/bob click: enabled recorded false, live true, desired false" in summary
     assert all(method == "GET" for method, _, _ in project.api_log())
     assert rows(postgres) == before  # preview and drift checks wrote nothing, not even a lock
 
@@ -324,10 +327,13 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
     wrong = "pw-wrong-" + secrets.token_hex(6)
     code, failed, _ = pipeline(project, "drift-check", env={"PGPASSWORD": wrong})
     assert code == 1 and failed["ok"] is False
-    error = "\n".join(failed["errors"])
-    assert f"could not open stack 'dev' in the state backend postgres://127.0.0.1:{postgres.port}/state" in error
-    assert 'password authentication failed for user "pulumi_state"' in error
-    assert "Hint: the state backend" in error and "PGPASSWORD" in error
+    (error,) = failed["errors"]
+    assert error["kind"] == "backend"
+    assert error["message"].startswith(
+        f"could not open stack 'dev' in the state backend postgres://127.0.0.1:{postgres.port}/state: "
+    )
+    assert 'password authentication failed for user "pulumi_state"' in error["message"]
+    assert error["hint"].startswith("the state backend") and "PGPASSWORD" in error["hint"]
     assert not any(wrong in text for text in project.outputs)
 
     assert_key_not_in_database(postgres)
@@ -359,29 +365,31 @@ def test_two_deploys_at_the_same_moment(
         # before either checks both back off. Rare; it must be as clean as a single loss.
         gate.used = True
         for code, payload, _ in results:
-            assert code == 1 and LOCKED in payload["errors"][0]
+            assert code == 1 and payload["errors"][0]["message"].startswith(LOCKED)
         assert state.request_log() == [] and locks(postgres) == []
     else:
         pytest.fail("three simultaneous pairs of deploys: each time both lost the race for the lock")
 
     (code_won, won, _), (code_lost, lost, lost_summary) = sorted(results, key=lambda r: r[0])
     assert (code_won, code_lost) == (0, 1)
-    assert won["summary"] == {"create": 3}
-    assert lost["ok"] is False and lost["summary"] == {}
-    assert lost["errors"][0] == (
-        "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
-        "or delete the lock file with `pulumi cancel`."
+    assert won["summary"] == counts(create=2)  # alice and bob (not their adoption records)
+    assert lost["ok"] is False and lost["summary"] == counts() and lost["changes"] == []
+    (error,) = lost["errors"]
+    assert (error["kind"], error["message"]) == (
+        "backend",
+        "the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
+        "or delete the lock file with `pulumi cancel`.",
     )
-    lock_line = lost["errors"][1].strip()  # the winner's lock: where it is, who holds it; credentials masked
+    lock_line = error["details"][0]  # the winner's lock: where it is, who holds it; credentials masked
     assert lock_line.startswith(f"postgres://****:****@127.0.0.1:{postgres.port}/{LOCKS}organization/")
     assert "created by " in lock_line and "(pid " in lock_line
-    assert lost["errors"][-1].startswith("Hint: another run of stack 'dev' holds its lock in the state backend")
-    assert CANCEL_HINT in lost["errors"][-1] and CANCEL_HINT in lost_summary
+    assert error["hint"].startswith("another run of stack 'dev' holds its lock in the state backend")
+    assert CANCEL_HINT in error["hint"] and CANCEL_HINT in lost_summary
     assert state.patches() == {"alice": [{"enabled": False}], "bob": [{"enabled": False}]}  # each account once
     assert locks(postgres) == []
 
     code, rerun, _ = pipeline(project, "deploy")  # the loser's retry
-    assert code == 0 and rerun["summary"] == {"same": 3}
+    assert code == 0 and rerun["summary"] == counts(same=2)
     assert state.patches() == {"alice": [{"enabled": False}], "bob": [{"enabled": False}]}  # nothing applied twice
     assert accounts(rerun) == {"global/alice": (False, True), "global/bob": (False, True)}  # nothing lost
     assert state.live("alice") is False and state.live("bob") is False
@@ -408,16 +416,16 @@ def test_drift_check_during_a_deploy(
     code, seen, _ = pipeline(project, "drift-check")
     assert code == 0 and seen["ok"] is True
     assert seen["drift"] == []
-    assert seen["pending"] == [
-        {"account": "global/alice", "desired": True, "live": False, "recorded": False, "resource": "subuser-alice"}
+    assert [(r["account"], r["action"], fields(r)) for r in seen["changes"]] == [
+        ("global/alice", "update", [("enabled", False, True)])  # pending, not drift
     ]
     assert rows(postgres) == before and locks(postgres) == held  # it took no lock and wrote nothing
 
     gate.open()
     code, deployed, _ = finish(project, deploy)
-    assert code == 0 and deployed["summary"] == {"same": 2, "update": 1}
+    assert code == 0 and deployed["summary"] == counts(update=1, same=1)
     code, after, _ = pipeline(project, "drift-check")
-    assert code == 0 and after["drift"] == [] and after["pending"] == []
+    assert code == 0 and after["drift"] == [] and after["changes"] == []
     assert locks(postgres) == []
 
 
@@ -441,7 +449,7 @@ def test_postgres_restart_during_a_deploy_is_absorbed(
     postgres.start()
 
     code, deployed, _ = finish(project, deploy)
-    assert code == 0 and deployed["summary"] == {"same": 2, "update": 1}
+    assert code == 0 and deployed["summary"] == counts(update=1, same=1)
     assert accounts(deployed) == {"global/alice": (True, True), "global/bob": (False, True)}
     assert state.patches() == {"alice": [{"enabled": False}, {"enabled": True}], "bob": [{"enabled": False}]}
     assert locks(postgres) == []
@@ -468,27 +476,27 @@ def test_postgres_outage_during_a_deploy_fails_cleanly_then_converges(
     code, failed, summary = finish(project, deploy)  # after Pulumi's ~30 s of retrying the checkpoint
     assert code == 1 and failed["ok"] is False
     where = f"postgres://127.0.0.1:{postgres.port}/state"
-    assert any(
-        e.startswith("subuser-alice: post-step event returned an error: failed to save snapshot")
-        for e in failed["errors"]
-    )
-    assert failed["errors"][-1].startswith(f"Hint: the state backend {where} failed during the run.")
-    assert CANCEL_HINT in failed["errors"][-1] and CANCEL_HINT in summary
+    (error,) = [e for e in failed["errors"] if e["resource"] == "subuser-alice"]
+    assert error["message"].startswith("post-step event returned an error: failed to save snapshot")
+    assert error["kind"] == "backend" and error["account"] == "global/alice" and error["setting"] == "click"
+    assert error["hint"].startswith(f"the state backend {where} failed during the run.")
+    assert CANCEL_HINT in error["hint"] and CANCEL_HINT in summary
     assert state.live("alice") is True  # applied, but not recorded
 
     code, refused, _ = pipeline(project, "deploy")  # while it is still down: nothing runs
     assert code == 1
-    assert refused["errors"][0].startswith(f"could not open stack 'dev' in the state backend {where}: ")
-    assert "connect: connection refused" in refused["errors"][0]
-    assert "Hint: the state backend" in refused["errors"][0]
+    (error,) = refused["errors"]
+    assert error["message"].startswith(f"could not open stack 'dev' in the state backend {where}: ")
+    assert "connect: connection refused" in error["message"]
+    assert error["hint"].startswith(f"the state backend {where} could not be opened")
 
     postgres.start()
     assert len(locks(postgres)) == 1  # the failed deploy could not release its lock
     code, locked, _ = pipeline(project, "deploy")
-    assert code == 1 and locked["errors"][0].startswith(f"error: {LOCKED}")
-    assert CANCEL_HINT in locked["errors"][-1]
-    code, checked, _ = pipeline(project, "drift-check")  # not blocked by the lock: live == desired, no drift
-    assert code == 0 and checked["drift"] == [] and checked["pending"] == []
+    assert code == 1 and locked["errors"][0]["message"].startswith(LOCKED)
+    assert CANCEL_HINT in locked["errors"][0]["hint"]
+    code, check, _ = pipeline(project, "drift-check")  # not blocked by the lock: live == desired, no drift
+    assert code == 0 and check["drift"] == [] and check["changes"] == []
 
     project.run("cancel", "--stack", "dev", "--yes")  # the documented recovery, as the hint says
     project.api_log()
