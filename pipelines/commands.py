@@ -1,7 +1,7 @@
 """The three pipeline commands. Each returns an exit code and prints one output (output.py, output.schema.json).
 
     preview       `pulumi preview --json`: what each account's setting would become; sends no request
-    deploy        `pulumi refresh`, then `pulumi up` (both `--skip-preview`): one GET per setting, then changes
+    deploy        `pulumi up --refresh --skip-preview`: one GET per setting, then the changes
     drift-check   `pulumi preview --refresh --json`: one GET per setting; drift per field, and what is pending
 
 `--skip-preview` matters: `pulumi up --refresh` and `pulumi refresh` without it read every setting twice
@@ -220,16 +220,14 @@ def preview(run: Run, output: Output) -> int:
 
 
 def deploy(run: Run, output: Output) -> int:
-    """On merge: `pulumi refresh`, then `pulumi up` (both `--skip-preview`). Exit 0 when applied, 1 on errors.
+    """On merge: `pulumi up --refresh --skip-preview`. Exit 0 when applied, 1 on errors.
 
     What it changed comes from the engine's step events: a step is done only when the engine reported
     its outputs, failed when it reported the failure. The settings after the run come from the state.
     """
-    # Two runs, not `up --refresh`: with PULUMI_RUN_PROGRAM=true (set so that a key rotated in stack config
-    # is used at once) the refresh inside `up` makes the provider believe the old account of a replacement
-    # is still declared, and its restore is skipped. A refresh of its own runs in another provider process.
-    refreshed = run.pulumi("refresh", "--yes", "--skip-preview", "--json")
-    result = refreshed if refreshed.returncode != 0 else run.pulumi("up", "--yes", "--skip-preview", "--json")
+    # One run under one lock: the refresh records what SendGrid holds (drift, and what an interrupted run
+    # applied), then the program's changes are made. `--skip-preview`: a preview would read everything twice.
+    result = run.pulumi("up", "--yes", "--skip-preview", "--refresh", "--json")
     events = events_of(result.stdout)
     steps = steps_of(events)
     states = {s.urn: (s.old, s.new) for s in steps}

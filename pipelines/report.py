@@ -262,8 +262,11 @@ def released(old: SettingState, context: Context) -> tuple[str, list[dict[str, A
             fields.append(field_change(name, before, False))
         elif mode == "restore":
             original = old.original(name)
-            if original is None:
+            if original is None and name == "enabled":
                 fields.append(field_change(name, before, before, "no original recorded: left as it is"))
+            elif original is None:
+                # Absent before the stack set it (no url yet): restore clears it with "".
+                fields.append(field_change(name, before, "", "absent before: cleared"))
             else:
                 fields.append(field_change(name, before, original))
         else:
@@ -540,8 +543,9 @@ def _replaced(
 
 
 def _unreadable(step: Step, error: dict[str, Any] | None) -> dict[str, Any]:
-    """A failed adoption record: the setting of that account could not be read, so nothing was changed."""
-    inputs = _part(step.new, "inputs")
+    """A failed adoption record: reading the account before taking it over, or giving it back, failed."""
+    giving_back = step.op in ("delete", "delete-replaced")
+    inputs = _part(step.old if giving_back else step.new, "outputs" if giving_back else "inputs")
     setting = SETTINGS.get(str(inputs.get("setting")))
     region, who = inputs.get("region"), inputs.get("on_behalf_of")
     account = resource_id(str(region), who if isinstance(who, str) else None) if region else "?"
@@ -551,12 +555,16 @@ def _unreadable(step: Step, error: dict[str, Any] | None) -> dict[str, Any]:
         "on_behalf_of": who if isinstance(who, str) else None,
         "setting": setting.name if setting else str(inputs.get("setting")),
         "resource": None,
-        "action": "create",
+        "action": "delete" if giving_back else "create",
         "effect": "unchanged",
         "status": "failed",
-        "on_delete": None,
+        "on_delete": inputs.get("on_delete") if giving_back else None,
         "fields": [],
-        "note": "reading the setting before taking it over failed: nothing was changed for this account",
+        "note": (
+            "giving the account back failed: it keeps the stack's values, and the next run retries"
+            if giving_back
+            else "reading the setting before taking it over failed: nothing was changed for this account"
+        ),
         "replacement": None,
         "error": error,
     }

@@ -166,13 +166,13 @@ class AccountGoneError(PermissionDeniedError):
             attempts=denied.attempts,
             hint=(
                 f"{denied.on_behalf_of!r} seems to be gone: SendGrid refuses it while the same key reads the parent "
-                "account, so it was probably deleted (or belongs to another parent). Two ways out: "
-                "(1) set on_delete to 'keep' for this resource (fleet: `onDelete: keep`) and run `pulumi up` "
-                "(no request is sent), then remove the resource from the program and run `pulumi up` again: "
-                "nothing is sent to the gone account; or (2) drop it from the state without touching SendGrid: "
-                f"`pulumi state delete <urn> --target-dependents`, with the URN of its adoption record {record!r} "
-                f"(the resource with ID {resource_id!r} goes with it; `pulumi stack --show-urns` lists the URNs), "
-                "then remove it from the program"
+                "account, so it was probably deleted (or belongs to another parent). Two ways out, both through "
+                f"its adoption record {record!r} (`pulumi stack --show-urns` lists its URN): "
+                "(1) set on_delete to 'keep' for it (fleet: `onDelete: keep`) and run `pulumi up --target <urn>`: "
+                "only the record takes the new mode and nothing is sent; then remove it from the program and run "
+                "`pulumi up` (or run `pulumi destroy`): nothing is sent to the gone account; or "
+                "(2) `pulumi state delete <urn> --target-dependents`: the record and the resource with ID "
+                f"{resource_id!r} leave the state without touching SendGrid; then remove it from the program"
             ),
         )
 

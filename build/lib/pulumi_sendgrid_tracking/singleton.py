@@ -80,6 +80,14 @@ def _is_unknown(value: Any) -> bool:
     return isinstance(value, pulumi.output.Unknown)
 
 
+def same(live: Any, wanted: Any) -> bool:
+    """Whether SendGrid already holds `wanted`. A string field SendGrid leaves out of its answer (no `url`
+    yet) holds the empty string: `""` is how a program clears it, and that is what it reads back as."""
+    if isinstance(wanted, str) and live is None:
+        return wanted == ""
+    return bool(live == wanted)
+
+
 def original_key(field: str) -> str:
     """The output holding a managed field's original: `original_enabled`."""
     return f"original_{field}"
@@ -363,9 +371,11 @@ class AdoptionLogic(_SendGridProvider):
                     original = released.originals[name]
                 else:
                     original = observed.get(name)
-                if original is not None:  # absent before (e.g. no url): SendGrid cannot be set back to absent
+                if original is None and setting.field(name).kind is str:
+                    original = ""  # absent before (no url yet): the empty string clears it again
+                if original is not None:
                     target[name] = original
-        body = {k: v for k, v in target.items() if released is None or released.live.get(k) != v}
+        body = {k: v for k, v in target.items() if released is None or not same(released.live.get(k), v)}
         if not body:
             return
         client = self._client(region)
@@ -491,7 +501,7 @@ class SettingProvider(_SendGridProvider):
         managed = self.managed(news)
         changes = (
             bool(replaces)
-            or any(changed(name, olds.get(name)) for name in managed)
+            or any(_is_unknown(news.get(name)) or not same(olds.get(name), news.get(name)) for name in managed)
             or set(managed) != set(self.recorded_managed(olds))
             or changed("on_delete", olds.get("on_delete") or DEFAULT_ON_DELETE)
             or _written_by_another_package(olds)
@@ -515,7 +525,7 @@ class SettingProvider(_SendGridProvider):
         before = observed if isinstance(observed, dict) else live
         managed = self.managed(props)
         originals = {name: before.get(name) for name in managed}
-        body = {name: props[name] for name in managed if live.get(name) != props[name]}
+        body = {name: props[name] for name in managed if not same(live.get(name), props[name])}
         if body:
             live = self._patch_or_explain(region, on_behalf_of, body, before=originals)
         outs = self._outputs(props, live, originals, managed)
@@ -542,7 +552,7 @@ class SettingProvider(_SendGridProvider):
         kept = set(self.recorded_managed(olds))
         live = {f.name: olds.get(f.name) for f in self.setting.fields}
         originals = {name: (olds.get(original_key(name)) if name in kept else live.get(name)) for name in managed}
-        body = {name: news[name] for name in managed if live.get(name) != news[name]}
+        body = {name: news[name] for name in managed if not same(live.get(name), news[name])}
         if body:
             live = self._client(news["region"]).update(
                 self.setting.path, body, news.get("on_behalf_of"), validate=self.setting.parse
@@ -583,7 +593,7 @@ class SettingProvider(_SendGridProvider):
                     f"{describe_account(on_behalf_of, region)} landed is unknown (before: {was})",
                     "run `pulumi refresh` and `pulumi up` again; the values from before are in this message.",
                 ) from None
-            if all(after.get(name) == value for name, value in body.items()):
+            if all(same(after.get(name), value) for name, value in body.items()):
                 log.warning("PATCH answer was lost but SendGrid has the new values; treating as applied")
                 return after
             raise
