@@ -68,7 +68,7 @@ def _error_examples(persistent: list[dict[str, Any]], settings: list[str]) -> li
         expected = {k: e.replace(_path(first), _path(other)) for k, e in by_setting[first].items()}
         (same if by_setting[other] == expected else different).append(other)
     if same:
-        out += ["", f"For {', '.join(same)}: the same messages, each with its own path (`{_path(same[0])}`)."]
+        out += ["", f"For {', '.join(same)}: the same messages, each with its own path (`{_path('<setting>')}`)."]
     for other in different:
         out += ["", f"For {other}:", ""] + [f"- `{error}`" for error in sorted(set(by_setting[other].values()))]
     return out

@@ -102,8 +102,8 @@ def originals_of(before: dict[str, Any], managed: dict[str, Any]) -> dict[str, A
 def test_every_setting_has_a_scenario() -> None:
     assert set(UNMANAGED) == set(UPDATE) == set(DRIFT) == set(SETTINGS) == set(CASES)
     for name, case in CASES.items():
-        writable_unmanaged = {f.name for f in case.setting.fields if f.name not in case.desired}
-        assert set(UNMANAGED[name]) == writable_unmanaged, name  # every unmanaged field gets a distinctive value
+        unmanaged = {f.name for f in case.setting.fields if f.name not in case.desired}
+        assert set(UNMANAGED[name]) == unmanaged, name  # every unmanaged field gets a distinctive value
         assert all(case.live.get(k) != v for k, v in UNMANAGED[name].items()), name
     assert set(NEWLY_MANAGED) == set(NO_LONGER_MANAGED) == {n for n, s in SETTINGS.items() if s.optional}
 
