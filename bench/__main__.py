@@ -1,6 +1,9 @@
 """`make bench`: every benchmark side by side in one run; writes bench/results/*.json and BENCHMARKS.md.
 
 All against the emulator on loopback. Figures are medians of several runs; the machine is recorded.
+Sections can run on their own: `python -m bench requests_per_operation` or
+`BENCH_SECTIONS=requests_per_operation make bench`; BENCHMARKS.md is then rendered from the new
+results of those sections and the recorded results of the others.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from pulumi_sendgrid_tracking import ClickTrackingProvider
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
+from pulumi_sendgrid_tracking.tracking import SETTINGS
 
-from tools.pulumi_project import ROOT, PulumiProject, engine_bin
+from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM
 
@@ -73,14 +78,70 @@ def counts(project: PulumiProject) -> dict[str, int]:
     return {"GET": sum(m == "GET" for m, _, _ in log_), "PATCH": sum(m == "PATCH" for m, _, _ in log_)}
 
 
-# 1. requests per lifecycle operation -----------------------------------------------------------
+# 1. requests per lifecycle operation, for every setting ----------------------------------------
+
+SETTINGS_PROGRAM = """
+import pulumi
+from pulumi_sendgrid_tracking import ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
+
+KINDS = {"click": ClickTracking, "open": OpenTracking, "subscription": SubscriptionTracking,
+         "google_analytics": GoogleAnalytics}
+for spec in pulumi.Config().get_object("resources") or []:
+    spec = dict(spec)
+    KINDS[spec.pop("kind")](spec.pop("name"), **spec)
+"""
+"""A program of the benchmark's own: the resources listed in the config key `resources` (any setting)."""
+
+SETTING_VALUES: dict[str, dict[str, dict[str, Any]]] = {
+    "click": {"found": {"enabled": True}, "desired": {"enabled": False}, "update": {"enabled": True}},
+    "open": {"found": {"enabled": True}, "desired": {"enabled": False}, "update": {"enabled": True}},
+    "subscription": {
+        "found": {"enabled": False, "plain_content": "Unsubscribe: <% %>", "html_content": "<p><% Leave %></p>"},
+        "desired": {"enabled": True, "plain_content": "Bye: <% %>", "url": "https://example.com/bye"},
+        "update": {"url": "https://example.com/farewell"},
+    },
+    "google_analytics": {
+        "found": {"enabled": False, "utm_source": "sendgrid.com", "utm_campaign": "website", "utm_medium": "email"},
+        "desired": {"enabled": True, "utm_source": "sendgrid.com", "utm_campaign": "spring"},
+        "update": {"utm_campaign": "summer"},
+    },
+}
+"""Per setting: what SendGrid holds before the stack (`found`), the managed fields the stack sets, and an
+update of one of them. Fields left out of `desired` (html_content, utm_medium) are unmanaged."""
 
 
-def requests_per_operation(n: int = 10) -> dict[str, Any]:
+def declare(project: PulumiProject, setting: str, values: list[dict[str, Any]]) -> None:
+    """The benchmark's program, declaring one resource of `setting` per subuser u000, u001, ..."""
+    (project.dir / "__main__.py").write_text(SETTINGS_PROGRAM)
+    resources = [
+        {"name": f"u{i:03}", "kind": setting, "on_behalf_of": f"u{i:03}", **fields} for i, fields in enumerate(values)
+    ]
+    path = project.dir / "Pulumi.dev.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    (data := data or {})["config"] = {f"{PROJECT}:resources": resources}
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+
+
+def restores_pending(project: PulumiProject) -> int:
+    """Setting resources whose recorded managed fields differ from an original that can be put back."""
+    pending = 0
+    for resource in project.export()["deployment"].get("resources", []):
+        outs = resource.get("outputs") or {}
+        if not resource["type"].startswith("pulumi-python:dynamic/sendgrid:") or resource["type"].endswith(":Adoption"):
+            continue
+        managed = outs.get("managed_fields") or ["enabled"]
+        originals = {k: outs.get(f"original_{k}") for k in managed}
+        pending += any(v is not None and outs.get(k) != v for k, v in originals.items())
+    return pending
+
+
+def requests_for_setting(setting: str, n: int) -> list[dict[str, Any]]:
+    values = SETTING_VALUES[setting]
     with stack(n) as project:
-        for i in range(0, n, 2):  # half the accounts already have the desired value
-            project.emulator.state.set_out_of_band("global", f"u{i:03}", "click", {"enabled": False})
-        project.set_fleet(subusers=fleet(n))
+        for i in range(n):  # half the accounts already hold the desired values
+            held = {**values["found"], **(values["desired"] if i % 2 == 0 else {})}
+            project.emulator.state.set_out_of_band("global", f"u{i:03}", setting, held)
+        declare(project, setting, [values["desired"]] * n)
         rows = []
 
         def row(op: str, minimum: dict[str, int], run: Callable[[], Any]) -> None:
@@ -89,6 +150,7 @@ def requests_per_operation(n: int = 10) -> dict[str, Any]:
             got = counts(project)
             rows.append(
                 {
+                    "setting": setting,
                     "operation": op,
                     "requests": got,
                     "minimum": minimum,
@@ -97,18 +159,24 @@ def requests_per_operation(n: int = 10) -> dict[str, Any]:
             )
 
         row("preview", {"GET": 0, "PATCH": 0}, lambda: project.run("preview"))
-        row("up (create)", {"GET": n, "PATCH": n // 2}, project.up)
+        row("up (create)", {"GET": n, "PATCH": n // 2}, project.up)  # one GET per adoption record
         row("up (no change)", {"GET": 0, "PATCH": 0}, project.up)
-        changed = fleet(n)
-        for entry in changed[:3]:
-            entry["enabled"] = True
-        project.set_fleet(subusers=changed)
+        declare(project, setting, [{**values["desired"], **values["update"]}] * 3 + [values["desired"]] * (n - 3))
         row("up (update 3)", {"GET": 0, "PATCH": 3}, project.up)
+        # one GET per setting resource; the adoption records send nothing
         row("refresh", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes", "--skip-preview"))
-        # restore: one PATCH for each account whose recorded value differs from its original, no more
-        to_restore = sum(o["enabled"] != o["original_enabled"] for o in project.resources().values())
+        to_restore = restores_pending(project)
         row("destroy", {"GET": 0, "PATCH": to_restore}, lambda: project.run("destroy", "--yes", "--skip-preview"))
-    return {"subusers": n, "rows": rows}
+    return rows
+
+
+def requests_per_operation(n: int = 10) -> dict[str, Any]:
+    assert set(SETTING_VALUES) == set(SETTINGS), "every setting needs its values"
+    rows = []
+    for setting in SETTINGS:
+        log(f"requests: {setting}")
+        rows += requests_for_setting(setting, n)
+    return {"subusers": n, "settings": list(SETTINGS), "rows": rows}
 
 
 # 2. time against N, side by side ---------------------------------------------------------------
@@ -352,27 +420,49 @@ def plot(times: dict[str, Any]) -> None:
     fig.savefig(RESULTS / "time_vs_n.png", dpi=110)
 
 
-def main() -> int:
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
+    "requests_per_operation": requests_per_operation,
+    "handler_overhead": handler_overhead,
+    "rate_limit": rate_limit,
+    "time_against_n": time_against_n,
+}
+
+
+def selected(argv: list[str]) -> list[str]:
+    """The sections to run: the arguments, else BENCH_SECTIONS (comma-separated), else all of them."""
+    names = argv or [n for n in os.environ.get("BENCH_SECTIONS", "").split(",") if n]
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"bench: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return names or list(SECTIONS)
+
+
+def main(argv: list[str]) -> int:
+    """Run the selected sections, write their bench/results/*.json, and render BENCHMARKS.md from every
+    section's latest results (each carries the machine and date of the run that measured it)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine()}
-    for name, fn in [
-        ("requests_per_operation", requests_per_operation),
-        ("handler_overhead", handler_overhead),
-        ("rate_limit", rate_limit),
-        ("time_against_n", time_against_n),
-    ]:
+    this_run = machine()
+    sections: dict[str, dict[str, Any]] = {}
+    for name in selected(argv):
         log(f"running {name}")
-        results[name] = fn()
-        (RESULTS / f"{name}.json").write_text(
-            json.dumps({"machine": results["machine"], name: results[name]}, indent=2, sort_keys=True)
-        )
-    plot(results["time_against_n"])
+        sections[name] = {"machine": this_run, name: SECTIONS[name]()}
+        (RESULTS / f"{name}.json").write_text(json.dumps(sections[name], indent=2, sort_keys=True))
+    if "time_against_n" in sections:
+        plot(sections["time_against_n"]["time_against_n"])
+    for name in SECTIONS:
+        path = RESULTS / f"{name}.json"
+        if name not in sections and path.exists():
+            sections[name] = json.loads(path.read_text())
+    missing = [name for name in SECTIONS if name not in sections]
+    if missing:
+        log(f"no results yet for {', '.join(missing)}: run them before BENCHMARKS.md can be written")
+        return 1
     from .report import render
 
-    (ROOT / "BENCHMARKS.md").write_text(render(results), encoding="utf-8")
+    (ROOT / "BENCHMARKS.md").write_text(render(sections), encoding="utf-8")
     log("wrote BENCHMARKS.md and bench/results/")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,6 +6,7 @@ Every figure in the document comes from a test that asserted it; nothing is type
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import os
 import subprocess
@@ -26,19 +27,51 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def defined_cases() -> dict[str, int]:
-    """How many cases each suite defines: a case that failed records nothing, so `held` < `tried`."""
-    sys.path.insert(0, str(ROOT))
-    from tests.e2e.test_reliability import BAD_INPUTS, FAULT_CASES
-    from tests.reliability.test_fault_matrix import KINDS, OPERATIONS
-    from tests.reliability.test_tls import ENVIRONMENTS
+def defined_cases() -> dict[str, Any]:
+    """How many cases each suite defines: a case that failed records nothing, so `held` < `tried`.
 
+    The test modules are imported by name (not followed by mypy, which checks tools/ but not tests/).
+    """
+    sys.path.insert(0, str(ROOT))
+    engine = importlib.import_module("tests.e2e.test_reliability")
+    matrix = importlib.import_module("tests.reliability.test_fault_matrix")
+    tls = importlib.import_module("tests.reliability.test_tls")
     return {
-        "handler": len(KINDS) * len(OPERATIONS),
-        "engine": len(FAULT_CASES) + 1,
-        "bad_input": len(BAD_INPUTS),
-        "tls": len(ENVIRONMENTS),
+        "settings": list(matrix.SETTINGS),
+        "handler": len(matrix.KINDS) * len(matrix.OPERATIONS) * len(matrix.SETTINGS),
+        "engine": engine.ENGINE_FAULT_CASES,
+        "bad_input": len(engine.BAD_INPUTS),
+        "tls": len(tls.ENVIRONMENTS),
     }
+
+
+def _path(setting: str) -> str:
+    return f"/v3/tracking_settings/{setting}"
+
+
+def _error_examples(persistent: list[dict[str, Any]], settings: list[str]) -> list[str]:
+    """What a persistent fault on update tells the user: the first setting's messages in full, and for
+    each other setting whether its messages are the same with its own path (compared here, per fault kind)."""
+    by_setting: dict[str, dict[str, str]] = defaultdict(dict)
+    for f in persistent:
+        if f["op"] == "update":
+            by_setting[f.get("setting", "click")][f["kind"]] = f["error"]
+    present = [s for s in settings if s in by_setting]
+    if not present:
+        return []
+    first = present[0]
+    out = ["", f"What a persistent fault looks like to the user ({first} update; each ends with a `Hint:` line):", ""]
+    out += [f"- `{error}`" for error in sorted(set(by_setting[first].values()))]
+    same: list[str] = []
+    different: list[str] = []
+    for other in present[1:]:
+        expected = {k: e.replace(_path(first), _path(other)) for k, e in by_setting[first].items()}
+        (same if by_setting[other] == expected else different).append(other)
+    if same:
+        out += ["", f"For {', '.join(same)}: the same messages, each with its own path (`{_path('<setting>')}`)."]
+    for other in different:
+        out += ["", f"For {other}:", ""] + [f"- `{error}`" for error in sorted(set(by_setting[other].values()))]
+    return out
 
 
 def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -> str:
@@ -70,16 +103,16 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
         ["what", "tried", "held"],
         [
             [
-                "transient faults, handler level (succeeded, one effective change)",
+                "transient faults, handler level, every operation x kind x setting (succeeded, one effective change)",
                 tried["handler"],
                 sum(f["outcome"] == "survived" for f in transient),
             ],
             [
-                "persistent faults, handler level (clear error, truthful state, converged after)",
+                "persistent faults, handler level, the same cases (clear error, truthful state, converged after)",
                 tried["handler"],
                 sum(f["outcome"].startswith("failed cleanly") for f in persistent),
             ],
-            ["faults through the real engine", tried["engine"], len(engine)],
+            ["faults through the real engine, each setting", tried["engine"], len(engine)],
             [
                 "bad inputs rejected at preview with zero requests",
                 tried["bad_input"],
@@ -93,30 +126,45 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
             ],
         ],
     )
+    settings = tried["settings"]
     out += [
         "",
         "## Faults",
         "",
-        "Handler level: every fault kind against every operation, transient (2 faults) and",
-        "persistent (every attempt faults until cleared). ✓ = held.",
+        f"Handler level: every fault kind against every operation of every setting ({', '.join(settings)}),",
+        "transient (2 faults) and persistent (every attempt faults until cleared). A case holds when the",
+        "managed fields end as expected and every other field of the setting keeps its value. ✓ = held.",
+    ]
+    cell = {(f.get("setting", "click"), f["kind"], f["op"], f["mode"]) for f in handler}
+    for setting in settings:
+        held = sum(1 for c in cell if c[0] == setting)
+        out += ["", f"### {setting} ({held} of {2 * len(kinds) * len(ops)} held)", ""]
+        out += _table(
+            ["fault"] + [f"{op} (transient / persistent)" for op in ops],
+            [
+                [k]
+                + [
+                    " / ".join("✓" if (setting, k, op, m) in cell else "✗" for m in ("transient", "persistent"))
+                    for op in ops
+                ]
+                for k in kinds
+            ],
+        )
+    out += [
+        "",
+        "Through the real engine (a subset of the matrix, for every setting; the persistent case fails a",
+        "destroy for one of two accounts, then converges):",
         "",
     ]
-    cell = {(f["kind"], f["op"], f["mode"]): f for f in handler}
+    order = {name: i for i, name in enumerate(settings)}
     out += _table(
-        ["fault"] + [f"{op} (transient / persistent)" for op in ops],
+        ["setting", "operation", "fault", "mode", "outcome"],
         [
-            [k] + [" / ".join("✓" if (k, op, m) in cell else "✗" for m in ("transient", "persistent")) for op in ops]
-            for k in kinds
+            [f.get("setting", "click"), f["op"], f["kind"], f["mode"], f["outcome"]]
+            for f in sorted(engine, key=lambda f: (order.get(f.get("setting", "click"), 99), f["mode"] != "transient"))
         ],
     )
-    out += ["", "Through the real engine:", ""]
-    out += _table(
-        ["operation", "fault", "mode", "outcome"], [[f["op"], f["kind"], f["mode"], f["outcome"]] for f in engine]
-    )
-    examples = sorted({f["error"] for f in persistent if f["op"] == "update"})
-    if examples:
-        out += ["", "What a persistent fault looks like to the user (update; each ends with a `Hint:` line):", ""]
-        out += [f"- `{error}`" for error in examples]
+    out += _error_examples(persistent, settings)
     for item in by["load"]:
         out += [
             "",
@@ -165,16 +213,25 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
         "## Bad input",
         "",
         "Each input is a `pulumi preview` through the real engine, which must fail with the expected message",
-        "before any request: a resource's arguments (`check`), the stack config's keys (unknown keys in `sendgrid:`",
-        "and the program's namespace, an API key in plaintext), the fleet (shapes, duplicate YAML keys, unquoted",
-        "`accountId`s, an empty fleet without `manageNothing: true`), and the provider's settings. The message",
+        "before any request: each setting resource's arguments (`check`: shared ones such as `enabled` and",
+        "`on_behalf_of`, and each setting's own fields, e.g. subscription's `url` and footers, Google Analytics'",
+        "utm parameters; an unknown argument is refused by the resource class), the stack config's keys",
+        "(unknown keys in `sendgrid:` and the program's namespace, an API key in plaintext), the fleet (shapes,",
+        "duplicate YAML keys, unquoted `accountId`s, an empty fleet without `manageNothing: true`), and the",
+        "provider's settings. The message",
         "column is the line of the error that names the problem.",
         "",
     ]
     out += _table(
-        ["input", "rejected at", "requests sent", "message"],
+        ["input", "resource", "rejected at", "requests sent", "message"],
         [
-            [b["case"], b["rejected_at"] if b["rejected"] else "NOT REJECTED", b["requests"], f"`{b['message']}`"]
+            [
+                b["case"],
+                b.get("setting") or "the repository's program",
+                b["rejected_at"] if b["rejected"] else "NOT REJECTED",
+                b["requests"],
+                f"`{b['message']}`",
+            ]
             for b in bad
         ],
     )

@@ -7,21 +7,29 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from pulumi_sendgrid_tracking.emulator import Fault
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
 
+from ..conftest import TEST_KEY
 from ..figures import record
 from ..processes import EngineRun, describe
+from ..test_singleton import CASES
 from .conftest import ROOT, PulumiProject
+from .test_ownership import declare, settings_in_state
+from .test_settings import UPDATE, present, scenario
 
 DIRECT = """
 import pulumi
-from pulumi_sendgrid_tracking import ClickTracking
+from pulumi_sendgrid_tracking import ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
 
-ClickTracking("case", **(pulumi.Config().get_object("args") or {}))
+KINDS = {"click": ClickTracking, "open": OpenTracking, "subscription": SubscriptionTracking,
+         "google_analytics": GoogleAnalytics}
+config = pulumi.Config()
+KINDS[config.get("kind") or "click"]("case", **(config.get_object("args") or {}))
 """
 
 
@@ -33,7 +41,11 @@ def changes_per_account(project: PulumiProject) -> dict[str | None, int]:
     return counts
 
 
-# -- faults through the engine (a representative subset of the handler-level matrix) ---------
+def setting_of(project: PulumiProject, name: str, user: str) -> dict[str, Any]:
+    return dict(project.emulator.state.snapshot()["global"]["subusers"][user][name])
+
+
+# -- faults through the engine (a representative subset of the handler-level matrix), per setting ----
 
 
 FAULT_CASES = [
@@ -43,19 +55,27 @@ FAULT_CASES = [
     ("refresh", "reset", 2, "GET"),
     ("destroy", "504", 2, "PATCH"),
 ]
+SETTINGS = list(CASES)
+ENGINE_FAULT_CASES = len(FAULT_CASES) * len(SETTINGS) + len(SETTINGS)
+"""Transient cases for every setting, and the persistent case for every setting."""
 
 
 @pytest.mark.parametrize(("op", "kind", "count", "method"), FAULT_CASES)
+@pytest.mark.parametrize("name", SETTINGS)
 def test_transient_fault_through_the_engine(
-    project: PulumiProject, op: str, kind: str, count: int, method: str
+    project: PulumiProject, name: str, op: str, kind: str, count: int, method: str
 ) -> None:
-    fleet = [{"username": "alice", "enabled": False}]
+    """alice holds the case's live values (unmanaged fields distinctive); the program wants its desired ones."""
+    case = scenario(name)
+    applied = {**case.live, **case.desired}
+    project.emulator.state.set_out_of_band("global", "alice", name, present(case.live))
+    resource = {"name": "alice", "kind": name, "on_behalf_of": "alice", **case.desired}
     if op != "create":
-        project.set_fleet(subusers=fleet)
+        declare(project, resource)
         project.up()
     if op == "update":
-        fleet = [{"username": "alice", "enabled": True}]
-    project.set_fleet(subusers=fleet)
+        resource = {**resource, **UPDATE[name]}
+    declare(project, resource)
     project.emulator.state.add_fault(Fault(kind, count=count, method=method, account="alice"))
     args = {
         "create": ("up", "--yes", "--skip-preview"),
@@ -66,33 +86,57 @@ def test_transient_fault_through_the_engine(
     project.run(*args)
     log = project.emulator.state.request_log()
     assert sum(1 for e in log if e["fault"] == kind) == count
-    expected = {"create": False, "update": True, "refresh": False, "destroy": True}[op]
-    assert project.emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is expected
+    restored = {**applied, **{k: case.live[k] for k in case.desired if case.live.get(k) is not None}}
+    expected = {"create": applied, "update": {**applied, **UPDATE[name]}, "refresh": applied, "destroy": restored}[op]
+    assert setting_of(project, name, "alice") == present(expected)  # unmanaged fields as they were
     # One effective change per step that changes something: the setup `up` (if any), then the operation.
     assert changes_per_account(project) == {"alice": {"create": 1, "update": 2, "refresh": 1, "destroy": 2}[op]}
-    record("faults", level="engine", kind=kind, op=op, mode="transient", outcome="survived", requests=len(log))
+    if op != "destroy":
+        outs = settings_in_state(project)["alice"]
+        assert {k: outs.get(f"original_{k}") for k in case.desired} == {k: case.live.get(k) for k in case.desired}
+    record(
+        "faults",
+        level="engine",
+        setting=name,
+        kind=kind,
+        op=op,
+        mode="transient",
+        outcome="survived",
+        requests=len(log),
+    )
 
 
-def test_persistent_fault_through_the_engine_then_convergence(project: PulumiProject) -> None:
-    project.set_fleet(subusers=[{"username": "alice", "enabled": False}, {"username": "bob", "enabled": False}])
+@pytest.mark.parametrize("name", SETTINGS)
+def test_persistent_fault_through_the_engine_then_convergence(project: PulumiProject, name: str) -> None:
+    case = scenario(name)
+    applied = {**case.live, **case.desired}
+    for user in ("alice", "bob"):
+        project.emulator.state.set_out_of_band("global", user, name, present(case.live))
+    declare(project, *({"name": user, "kind": name, "on_behalf_of": user, **case.desired} for user in ("alice", "bob")))
     project.up()
     project.emulator.state.add_fault(Fault("503", count=10_000, method="PATCH", account="bob"))
     failed = project.run("destroy", "--yes", "--skip-preview", check=False)
     assert failed.returncode != 0
-    assert "click/global/bob" in failed.stdout and "failed (503)" in failed.stdout and "Hint:" in failed.stdout
-    # Truthful: bob's setting went (its delete sends nothing); the adoption record, which gives bob his
-    # value back, failed to, and stays in the state with what it still has to restore.
+    assert f"sendgrid:Adoption ({name}/global/bob)" in failed.stdout  # bob's record gives him back
+    assert f"PATCH {case.setting.path} on behalf of 'bob' failed (503)" in failed.stdout
+    assert "Hint:" in failed.stdout
+    # Truthful: bob's setting went (its delete sends nothing); his adoption record, which gives bob his
+    # values back, failed to, and stays in the state with what it still has to restore.
     left = [r for r in project.export()["deployment"]["resources"] if r["type"].startswith("pulumi-python:")]
     assert [(r["type"].rsplit(":", 1)[1], r["urn"].rsplit("::", 1)[1]) for r in left] == [
-        ("Adoption", "click/global/bob")
+        ("Adoption", f"{name}/global/bob")
     ]
-    assert project.emulator.state.snapshot()["global"]["subusers"]["bob"]["click"]["enabled"] is False
+    assert setting_of(project, name, "bob") == present(applied)
     project.emulator.state.clear_faults()
     project.run("destroy", "--yes", "--skip-preview")  # the next run gives bob back
     assert changes_per_account(project) == {"alice": 2, "bob": 2}  # set once, restored once
+    back = {k: "" if case.live.get(k) is None else case.live[k] for k in case.desired}  # "" clears an absent url
+    restored = {k: v for k, v in {**applied, **back}.items() if not (k == "url" and v == "")}
+    assert setting_of(project, name, "alice") == setting_of(project, name, "bob") == present(restored)
     record(
         "faults",
         level="engine",
+        setting=name,
         kind="503",
         op="destroy",
         mode="persistent",
@@ -210,7 +254,8 @@ class BadInput(NamedTuple):
 
     case: str
     program: str
-    """`direct` (one ClickTracking from the config key `args`) or `fleet` (the repository's __main__.py)."""
+    """`direct` (one resource of the setting named by the config key `kind`, click by default, with the
+    arguments in `args`) or `fleet` (the repository's __main__.py)."""
     config: dict[str, Any]
     """Stack config; a key without a namespace is in the program's (`sendgrid-click-tracking:`)."""
     env: dict[str, str]
@@ -277,6 +322,119 @@ BAD_INPUTS: list[BadInput] = [
         "unknown on_delete",
         "direct",
         {"args": {"enabled": True, "on_delete": "purge"}},
+        {},
+        ["on_delete must be one of restore, keep, disable, got 'purge'"],
+    ),
+    # -- per setting: each resource's own fields, through the same program --------------------------
+    BadInput(
+        "click: enable_text (read-only) given",
+        "direct",
+        {"kind": "click", "args": {"enabled": True, "enable_text": True}},
+        {},
+        ["ClickTracking.__init__() got an unexpected keyword argument 'enable_text'"],
+    ),
+    BadInput(
+        "open: enabled as a string",
+        "direct",
+        {"kind": "open", "args": {"enabled": "false"}},
+        {},
+        ["enabled must be a boolean, got the string 'false'", "config.require_bool"],
+    ),
+    BadInput(
+        "open: unknown field",
+        "direct",
+        {"kind": "open", "args": {"enabled": True, "enable_text": False}},
+        {},
+        ["OpenTracking.__init__() got an unexpected keyword argument 'enable_text'"],
+    ),
+    BadInput(
+        "open: enabled missing",
+        "direct",
+        {"kind": "open", "args": {"on_behalf_of": "alice"}},
+        {},
+        ["missing 1 required keyword-only argument: 'enabled'"],
+    ),
+    BadInput(
+        "subscription: url relative",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "url": "/unsubscribe"}},
+        {},
+        ["url must be an absolute http(s) URL such as https://example.com/unsubscribe, got '/unsubscribe'"],
+    ),
+    BadInput(
+        "subscription: url with a space",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "url": "https://example.com/un subscribe"}},
+        {},
+        ["url must not contain spaces; encode them as %20"],
+    ),
+    BadInput(
+        "subscription: html_content without the <% text %> tag",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "html_content": "<p>Unsubscribe</p>"}},
+        {},
+        ["html_content must contain SendGrid's unsubscribe link tag with its link text"],
+    ),
+    BadInput(
+        "subscription: plain_content without <% %>",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "plain_content": "Unsubscribe here"}},
+        {},
+        ["plain_content must contain SendGrid's '<% %>' tag"],
+    ),
+    BadInput(
+        "subscription: landing over 65536 characters",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "landing": "x" * 70_000}},
+        {},
+        ["landing is 70000 characters long; at most 65536 are allowed"],
+    ),
+    BadInput(
+        "subscription: unknown field",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "unsubscribe_url": "https://example.com"}},
+        {},
+        ["SubscriptionTracking.__init__() got an unexpected keyword argument 'unsubscribe_url'"],
+    ),
+    BadInput(
+        "subscription: header injection in on_behalf_of",
+        "direct",
+        {"kind": "subscription", "args": {"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}},
+        {},
+        ["on_behalf_of must not contain control characters"],
+    ),
+    BadInput(
+        "google_analytics: utm_source with a newline",
+        "direct",
+        {"kind": "google_analytics", "args": {"enabled": True, "utm_source": "news\nletter"}},
+        {},
+        ["utm_source must not contain control characters such as newlines or tabs"],
+    ),
+    BadInput(
+        "google_analytics: utm_campaign over 255 characters",
+        "direct",
+        {"kind": "google_analytics", "args": {"enabled": True, "utm_campaign": "c" * 256}},
+        {},
+        ["utm_campaign is 256 characters long; at most 255 are allowed"],
+    ),
+    BadInput(
+        "google_analytics: utm_medium not a string",
+        "direct",
+        {"kind": "google_analytics", "args": {"enabled": True, "utm_medium": True}},
+        {},
+        ["utm_medium must be a string, got bool"],
+    ),
+    BadInput(
+        "google_analytics: unknown field",
+        "direct",
+        {"kind": "google_analytics", "args": {"enabled": True, "utm_name": "spring"}},
+        {},
+        ["GoogleAnalytics.__init__() got an unexpected keyword argument 'utm_name'"],
+    ),
+    BadInput(
+        "google_analytics: unknown on_delete",
+        "direct",
+        {"kind": "google_analytics", "args": {"enabled": True, "on_delete": "purge"}},
         {},
         ["on_delete must be one of restore, keep, disable, got 'purge'"],
     ),
@@ -675,39 +833,55 @@ BAD_INPUTS: list[BadInput] = [
 ]
 
 
-@pytest.mark.timeout(900)  # one `pulumi preview` per case, a few seconds each
-def test_bad_inputs_are_rejected_at_preview_before_any_request(project: PulumiProject) -> None:
-    assert len(BAD_INPUTS) >= 59
-    main = (project.dir / "__main__.py").read_text()
-    default_fleet = "parent:\n  enabled: true\n"
-    failures = []
-    for case, program, config, env, expected, files, raw_config in BAD_INPUTS:
-        (project.dir / "__main__.py").write_text(DIRECT if program == "direct" else main)
-        (project.dir / "fleet.yaml").write_text(default_fleet)
-        for name, text in files:
-            (project.dir / name).write_text(text)
-        stack_file = project.dir / "Pulumi.dev.yaml"
-        salt = [line for line in stack_file.read_text().splitlines() if line.startswith("encryptionsalt")]
-        lines = {"config": {(key if ":" in key else f"sendgrid-click-tracking:{key}"): v for key, v in config.items()}}
-        section = f"config:\n{raw_config}" if raw_config else json.dumps(lines)
-        stack_file.write_text(section + "\n" + "\n".join(salt) + "\n")
-        before = len(project.emulator.state.request_log())
-        result = project.run("preview", check=False, env={k: v for k, v in env.items()})
-        text = result.stdout + result.stderr
-        sent = len(project.emulator.state.request_log()) - before
-        missing = [part for part in expected if part not in text]
-        traceback = program == "fleet" and "Traceback" in text  # the program reports mistakes, it does not crash
-        if result.returncode == 0 or missing or sent or PLAINTEXT_KEY in text or traceback:
-            failures.append((case, result.returncode, missing, sent, text[-1500:]))
-        record(
-            "bad_input",
-            case=case,
-            rejected_at="preview",
-            rejected=result.returncode != 0,
-            requests=sent,
-            message=next((line.strip() for line in text.splitlines() if expected[0] in line), "")[:220],
-        )
-    assert failures == []
+def test_the_bad_input_table_covers_every_setting() -> None:
+    assert len(BAD_INPUTS) >= 60
+    assert len({case.case for case in BAD_INPUTS}) == len(BAD_INPUTS)
+    assert {c.config.get("kind", "click") for c in BAD_INPUTS if c.program == "direct"} == set(CASES)
+
+
+@pytest.fixture(scope="module")
+def bad_input_project(tmp_path_factory: pytest.TempPathFactory, pulumi_bin: Path) -> Iterator[PulumiProject]:
+    """One project for the whole table: each case rewrites the program and the stack file, then previews."""
+    state = EmulatorState(api_keys=[TEST_KEY])
+    for name in ("alice", "bob"):
+        state.add_subuser("global", name)
+    state.add_subuser("eu", "carol")
+    with Emulator(state) as emulator:
+        yield PulumiProject(tmp_path_factory.mktemp("bad-input"), emulator, pulumi_bin)
+
+
+@pytest.mark.parametrize("bad", BAD_INPUTS, ids=[case.case for case in BAD_INPUTS])
+def test_bad_input_is_rejected_at_preview_before_any_request(bad_input_project: PulumiProject, bad: BadInput) -> None:
+    project = bad_input_project
+    case, program, config, env, expected, files, raw_config = bad
+    (project.dir / "__main__.py").write_text(DIRECT if program == "direct" else (ROOT / "__main__.py").read_text())
+    (project.dir / "fleet.yaml").write_text("parent:\n  enabled: true\n")
+    for name, text in files:
+        (project.dir / name).write_text(text)
+    stack_file = project.dir / "Pulumi.dev.yaml"
+    salt = [line for line in stack_file.read_text().splitlines() if line.startswith("encryptionsalt")]
+    lines = {"config": {(key if ":" in key else f"sendgrid-click-tracking:{key}"): v for key, v in config.items()}}
+    section = f"config:\n{raw_config}" if raw_config else json.dumps(lines)
+    stack_file.write_text(section + "\n" + "\n".join(salt) + "\n")
+    before = len(project.emulator.state.request_log())
+    result = project.run("preview", check=False, env=dict(env))
+    text = result.stdout + result.stderr
+    sent = len(project.emulator.state.request_log()) - before
+    record(
+        "bad_input",
+        case=case,
+        setting=config.get("kind", "click") if program == "direct" else None,
+        rejected_at="preview",
+        rejected=result.returncode != 0,
+        requests=sent,
+        message=next((line.strip() for line in text.splitlines() if expected[0] in line), "")[:220],
+    )
+    assert result.returncode != 0, text[-1500:]
+    assert [part for part in expected if part not in text] == [], text[-1500:]
+    assert sent == 0
+    assert PLAINTEXT_KEY not in text
+    if program == "fleet":
+        assert "Traceback" not in text  # the program reports mistakes, it does not crash
 
 
 # -- secrets ---------------------------------------------------------------------------------
