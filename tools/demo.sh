@@ -27,7 +27,7 @@ echo "demo: stack outputs"
 pulumi stack output --json
 echo
 echo "demo: the emulator's tracking settings after the run (enabled or not; stack dev manages the parent,"
-echo "      alice, bob and carol; the others are stack prod's: pipelines/deploy --stack prod)"
+echo "      alice, bob and carol; the others are stack prod's: pipelines/deploy --emulator --stack prod)"
 "$root/.venv/bin/python" - "$base_url" <<'PY'
 import sys
 from pulumi_sendgrid_tracking.emulator import AdminClient
