@@ -119,7 +119,8 @@ def test_a_stack_of_an_earlier_release_refreshes_previews_and_destroys(
             for field in outs.get("managed_fields", ["enabled"]):
                 original = outs.get(f"original_{field}")
                 expected = {
-                    "restore": original if original is not None else was.get(field),
+                    # An original SendGrid left out (no url yet) is cleared again with "", and reads as absent.
+                    "restore": original if original is not None or field == "enabled" else None,
                     "disable": False if field == "enabled" else was.get(field),
                     "keep": was.get(field),
                 }[outs["on_delete"]]
