@@ -165,6 +165,10 @@ def requests_for_setting(setting: str, n: int) -> list[dict[str, Any]]:
         row("up (update 3)", {"GET": 0, "PATCH": 3}, project.up)
         # one GET per setting resource; the adoption records send nothing
         row("refresh", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes", "--skip-preview"))
+        # `pulumi refresh` with its preview reads every setting twice (the preview's read, then the refresh's);
+        # the pipelines' deploy, `up --refresh --skip-preview`, reads once.
+        row("refresh (with preview)", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes"))
+        row("up --refresh --skip-preview", {"GET": n, "PATCH": 0}, lambda: project.up("--refresh"))
         to_restore = restores_pending(project)
         row("destroy", {"GET": 0, "PATCH": to_restore}, lambda: project.run("destroy", "--yes", "--skip-preview"))
     return rows
