@@ -24,7 +24,7 @@ from .conftest import PulumiProject
 
 ACCOUNTS = 2_500
 
-USERS_OWN_RESOURCE = '''
+USERS_OWN_RESOURCE = """
 
 # A user's own dynamic resource beside ours: its provider's pickle holds a dict (its attributes).
 from pulumi.dynamic import CreateResult, Resource, ResourceProvider
@@ -44,7 +44,7 @@ class Labels(Resource):
 
 
 Labels("labels")
-'''
+"""
 
 
 def test_a_program_of_5000_resources_previews_without_requests(project: PulumiProject) -> None:
