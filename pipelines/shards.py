@@ -1,12 +1,13 @@
-"""`pipelines/shards {preview,deploy,drift-check,check} --stack S --shards N`: a fleet run as N shard stacks.
+"""`pipelines/shards {preview,deploy,drift-check,check,init,reshard} --stack S --shards N`: N shard stacks.
 
 Shard `i` of `N` is the stack `<S>-shard-<i>-of-<N>` (S: --stack, $PULUMI_STACK, else dev), whose
 config says `sendgrid-click-tracking:shard: "<i>/<N>"`; `init` creates the missing ones from S's
-config. preview, deploy and drift-check run the same pipeline command for every shard at once, each
-its own `python -m pipelines` (so its own `pulumi` and provider process), against the shared state
-backend, and print one output in the schema of the other scripts (pipelines/output.schema.json):
-counts summed, changes, drift, state and errors of all shards (errors prefixed with their stack),
-and `shards`, one entry per shard stack.
+config, and `reshard` moves every account of the shard stacks of another count, with its state, into
+the stacks of N (README, Changing the shard count). preview, deploy and drift-check run the same
+pipeline command for every shard at once, each its own `python -m pipelines` (so its own `pulumi`
+and provider process), against the shared state backend, and print one output in the schema of the
+other scripts (pipelines/output.schema.json): counts summed, changes, drift, state and errors of all
+shards (errors prefixed with their stack), and `shards`, one entry per shard stack.
 
 `check` (and deploy, before and after it deploys) reads every shard stack's config and state
 (`pulumi config get`, `pulumi stack export`: no request to SendGrid) and reports as errors: an account
@@ -26,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pulumi_sendgrid_tracking.fleet import SHARD
-from pulumi_sendgrid_tracking.shards import MAX_SHARDS, Shard, ShardConfigError, parse_shard, shard_of
+from pulumi_sendgrid_tracking.shards import MAX_SHARDS, Shard, ShardConfigError, account_key, parse_shard, shard_of
 
 from .common import (
     EXIT_DRIFT,
@@ -49,9 +51,9 @@ from .common import (
 )
 from .messages import error
 from .output import COUNTS, FORMATS, Output, emit, payload
-from .report import SETTING_TYPES, SettingState
+from .report import ADOPTION_TYPE, SETTING_TYPES, SettingState
 
-COMMANDS = ("preview", "deploy", "drift-check", "check", "init")
+COMMANDS = ("preview", "deploy", "drift-check", "check", "init", "reshard")
 CHECK_COMMAND = "shard-check"
 """The output's `command` of `check`."""
 _SHARD_STACK = re.compile(r"(?P<base>.+)-shard-(?P<index>[0-9]+)-of-(?P<count>[0-9]+)")
@@ -373,6 +375,148 @@ def init(fleet: Fleet) -> list[str]:
     return created
 
 
+def _account_of(resource: Mapping[str, Any]) -> str | None:
+    """The account of a setting resource or an adoption record, from its outputs; None for anything else."""
+    kind = str(resource.get("type"))
+    if kind not in SETTING_TYPES and kind != ADOPTION_TYPE:
+        return None
+    outputs = resource.get("outputs") or resource.get("inputs") or {}
+    region, who = outputs.get("region"), outputs.get("on_behalf_of")
+    if not isinstance(region, str):
+        return None
+    return account_key(region, who if isinstance(who, str) and who else None)
+
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's marker, not a secret
+"""How a state export marks a secret value (encrypted for its own stack: never copied across by hand)."""
+PROVIDER_TYPE = "pulumi:providers:pulumi-python"
+
+
+def _resources(export: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in (export.get("deployment") or {}).get("resources") or [] if isinstance(r, dict)]
+
+
+def _rewrite(value: Any, source: str, dest: str) -> Any:
+    """Every URN of `source` in a resource's JSON, made a URN of `dest` (`urn:pulumi:<stack>::...`)."""
+    if isinstance(value, str):
+        return value.replace(f"urn:pulumi:{source}::", f"urn:pulumi:{dest}::")
+    if isinstance(value, list):
+        return [_rewrite(v, source, dest) for v in value]
+    if isinstance(value, dict):
+        return {k: _rewrite(v, source, dest) for k, v in value.items()}
+    return value
+
+
+class _Mover:
+    """Moves resources between two stacks of the project, with `pulumi state move` or, when the destination
+    already has its own default provider (which `state move` refuses, since the providers' inputs, the whole
+    stack config, differ), by splicing the exported states: destination first, then the source."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def export(self, stack: str) -> dict[str, Any]:
+        exported = self.fleet.pulumi("stack", "export", "--stack", stack)
+        if exported.returncode != 0:
+            raise PipelineError(f"could not read the state of {stack}: {exported.stderr.strip()}", None, kind="backend")
+        return dict(json.loads(exported.stdout or "{}"))
+
+    def write(self, stack: str, export: Mapping[str, Any]) -> None:
+        # A private file (mode 0600), removed at once: a state holds every resource's inputs.
+        with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8", delete=False) as handle:
+            json.dump(export, handle)
+        try:
+            imported = self.fleet.pulumi("stack", "import", "--stack", stack, "--file", handle.name)
+        finally:
+            os.unlink(handle.name)
+        if imported.returncode != 0:
+            raise PipelineError(
+                f"could not write the state of {stack}: {imported.stderr.strip()}", None, kind="backend"
+            )
+
+    def move(self, source: str, dest: str, urns: list[str]) -> None:
+        target = self.export(dest)
+        provider = next((r for r in _resources(target) if str(r.get("type")) == PROVIDER_TYPE), None)
+        if provider is None:
+            moved = self.fleet.pulumi("state", "move", "--source", source, "--dest", dest, "--yes", *urns)
+            if moved.returncode != 0:
+                raise PipelineError(
+                    f"could not move {len(urns)} resource(s) from {source} to {dest}: {moved.stderr.strip()}",
+                    None,
+                    kind="backend",
+                )
+            return
+        origin = self.export(source)
+        wanted = set(urns)
+        moving = [r for r in _resources(origin) if r.get("urn") in wanted]
+        if any(SECRET_SIG in json.dumps(r) for r in moving):
+            raise PipelineError(
+                f"a resource to move from {source} to {dest} holds a secret, which only its own stack can read",
+                "move it by hand (pulumi state move into a stack without resources, then pulumi stack rename)",
+                kind="backend",
+            )
+        there = {str(r.get("urn")) for r in _resources(target)}
+        root = next(str(r["urn"]) for r in _resources(target) if r.get("type") == "pulumi:pulumi:Stack")
+        reference = f"{provider['urn']}::{provider['id']}"
+        for resource in moving:
+            copy = _rewrite(resource, source, dest)
+            if copy["urn"] in there:  # an interrupted earlier move already wrote it
+                continue
+            copy["parent"] = root
+            copy["provider"] = reference
+            target["deployment"]["resources"].append(copy)
+        self.write(dest, target)
+        origin["deployment"]["resources"] = [r for r in _resources(origin) if r.get("urn") not in wanted]
+        self.write(source, origin)
+
+
+def reshard(fleet: Fleet) -> list[str]:
+    """Move every account of the shard stacks of another count, with its state, into the stacks of `fleet.count`.
+
+    Each account's setting resources and adoption records go together (no request to SendGrid, nothing
+    given up, the originals kept) into `<base>-shard-<j>-of-<count>`, j its shard of the new count; the
+    old stacks, then empty, are removed. Run it with no other run of these stacks going on; if it is
+    interrupted, run it again (an account written to its new stack and not yet removed from the old
+    one is taken from the old one then). Returns what it did, one line each.
+    """
+    stacks = fleet.stacks()
+    old = [n for n in stacks if (m := _SHARD_STACK.fullmatch(n)) is not None and int(m["count"]) != fleet.count]
+    counts = {int(m["count"]) for n in old if (m := _SHARD_STACK.fullmatch(n)) is not None}
+    if not old:
+        raise PipelineError(
+            f"no shard stacks of {fleet.base} of another count than {fleet.count}: nothing to move",
+            f"pipelines/shards check --stack {fleet.base} --shards {fleet.count}",
+            kind="stack",
+        )
+    if len(counts) > 1:
+        raise PipelineError(
+            f"shard stacks of {len(counts)} counts ({', '.join(map(str, sorted(counts)))}) besides {fleet.count}: "
+            "an earlier change of the count was not finished",
+            "finish that one first (pipelines/shards reshard with its count), then this one",
+            kind="stack",
+        )
+    done = [f"created {name}" for name in init(fleet)]
+    mover = _Mover(fleet)
+    for source in old:
+        moves: dict[str, list[str]] = {}
+        for resource in _resources(mover.export(source)):
+            account = _account_of(resource)
+            if account is not None:
+                dest = shard_stack(fleet.base, Shard(shard_of(account, fleet.count), fleet.count))
+                moves.setdefault(dest, []).append(str(resource["urn"]))
+        for dest, urns in sorted(moves.items()):
+            mover.move(source, dest, urns)
+            done.append(f"moved {len(urns)} resource(s) from {source} to {dest}")
+        if any(_account_of(r) for r in _resources(mover.export(source))):
+            raise PipelineError(f"{source} still manages accounts after the move", None, kind="backend")
+        # Only the stack and its default provider are left: nothing is given up by removing it.
+        removed = fleet.pulumi("stack", "rm", source, "--yes", "--force")
+        if removed.returncode != 0:
+            raise PipelineError(f"could not remove {source}: {removed.stderr.strip()}", None, kind="backend")
+        done.append(f"removed {source}")
+    return done
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 
@@ -402,7 +546,7 @@ def _parser() -> _Parser:
 
 
 def _output_command(command: str | None) -> str | None:
-    return CHECK_COMMAND if command in ("check", "init") else command
+    return CHECK_COMMAND if command in ("check", "init", "reshard") else command
 
 
 def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shards) -> int:
@@ -448,6 +592,10 @@ def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shar
 def _main(
     fleet: Fleet, command: str, jobs: int, output: Output, project: str | None, runner: Callable[..., Any]
 ) -> int:
+    if command == "reshard":
+        for line in reshard(fleet):
+            print(line, file=sys.stderr)
+        command = "check"
     if command == "init":
         created = init(fleet)
         print(f"created: {', '.join(created) or 'none (all shard stacks exist)'}", file=sys.stderr)

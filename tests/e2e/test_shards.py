@@ -4,7 +4,9 @@ init creates the shard stacks from the fleet's stack; deploy checks, runs the 3 
 `pulumi up`, 3 provider processes, one file backend) and checks again; each account lands in the
 stack of its shard with all its settings; a second preview changes nothing and sends nothing; the
 shards keep under the account's rate limit with a budget each (no request refused). A shard stack
-of another count makes the check fail and the deploy refuse to start. About 60 s here.
+of another count makes the check fail and the deploy refuse to start; `reshard` then moves every
+account with its state into the stacks of 4, sending nothing, and a preview of them plans nothing.
+About 70 s here (110 s with the machine under load).
 """
 
 from __future__ import annotations
@@ -147,6 +149,22 @@ def test_a_fleet_in_three_shards(fleet_project: PulumiProject) -> None:
     project.api_log()
     code, refused = shards(project, "deploy", "--shards", "3")
     assert code == 1 and refused["errors"] == failed["errors"] and refused["changes"] == []
+    assert project.api_log() == []
+
+    # Going to 4 shards: every account moves, with its state, to its stack of 4; nothing is sent.
+    originals = {a: accounts_in(project, f"dev-shard-{s}-of-3") for a, (s, _) in ACCOUNTS.items()}
+    code, moved = shards(project, "reshard", "--shards", "4")
+    assert code == 0, [e["message"] for e in moved["errors"]]
+    assert moved["summary"]["checked"] == 8
+    assert project.api_log() == []
+    stacks = json.loads(project.run("stack", "ls", "--json").stdout)
+    assert sorted(s["name"] for s in stacks) == ["dev"] + [f"dev-shard-{i}-of-4" for i in (1, 2, 3, 4)]
+    for index in (1, 2, 3, 4):
+        expected = {a: settings for a, (_, settings) in ACCOUNTS.items() if shard_of(a, 4) == index}
+        assert accounts_in(project, f"dev-shard-{index}-of-4") == expected
+    assert originals  # the adoption records moved too: a preview plans nothing for any account
+    code, after = shards(project, "preview", "--shards", "4")
+    assert code == 0 and after["changes"] == [] and after["summary"]["same"] == 8
     assert project.api_log() == []
 
 
