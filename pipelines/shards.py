@@ -471,20 +471,25 @@ class _Mover:
 
 
 def reshard(fleet: Fleet) -> list[str]:
-    """Move every account of the shard stacks of another count, with its state, into the stacks of `fleet.count`.
+    """Move every account of the shard stacks of another count (or of the unsharded stack), with its state,
+    into the stacks of `fleet.count`.
 
     Each account's setting resources and adoption records go together (no request to SendGrid, nothing
     given up, the originals kept) into `<base>-shard-<j>-of-<count>`, j its shard of the new count; the
-    old stacks, then empty, are removed. Run it with no other run of these stacks going on; if it is
-    interrupted, run it again (an account written to its new stack and not yet removed from the old
-    one is taken from the old one then). Returns what it did, one line each.
+    old shard stacks, then empty, are removed (the fleet's own stack stays, empty). Run it with no other
+    run of these stacks going on; if it is interrupted, run it again (an account written to its new
+    stack and not yet removed from the old one is taken from the old one then). Returns what it did,
+    one line each.
     """
     stacks = fleet.stacks()
+    mover = _Mover(fleet)
     old = [n for n in stacks if (m := _SHARD_STACK.fullmatch(n)) is not None and int(m["count"]) != fleet.count]
     counts = {int(m["count"]) for n in old if (m := _SHARD_STACK.fullmatch(n)) is not None}
+    if fleet.base in stacks and any(_account_of(r) for r in _resources(mover.export(fleet.base))):
+        old.insert(0, fleet.base)  # sharding a fleet its own stack managed until now
     if not old:
         raise PipelineError(
-            f"no shard stacks of {fleet.base} of another count than {fleet.count}: nothing to move",
+            f"no account to move: neither {fleet.base} nor shard stacks of another count than {fleet.count} manage any",
             f"pipelines/shards check --stack {fleet.base} --shards {fleet.count}",
             kind="stack",
         )
@@ -496,7 +501,6 @@ def reshard(fleet: Fleet) -> list[str]:
             kind="stack",
         )
     done = [f"created {name}" for name in init(fleet)]
-    mover = _Mover(fleet)
     for source in old:
         moves: dict[str, list[str]] = {}
         for resource in _resources(mover.export(source)):
@@ -509,6 +513,8 @@ def reshard(fleet: Fleet) -> list[str]:
             done.append(f"moved {len(urns)} resource(s) from {source} to {dest}")
         if any(_account_of(r) for r in _resources(mover.export(source))):
             raise PipelineError(f"{source} still manages accounts after the move", None, kind="backend")
+        if source == fleet.base:
+            continue  # the fleet's own stack stays: its config is what the shard stacks start from
         # Only the stack and its default provider are left: nothing is given up by removing it.
         removed = fleet.pulumi("stack", "rm", source, "--yes", "--force")
         if removed.returncode != 0:

@@ -168,8 +168,12 @@ def test_a_fleet_in_three_shards(fleet_project: PulumiProject) -> None:
     assert project.api_log() == []
 
 
-def test_a_bad_shard_fails_preview_with_what_to_write(project: PulumiProject) -> None:
-    project.set_fleet(parent={"enabled": True})
+def test_a_fleet_of_one_stack_moves_into_shards(project: PulumiProject) -> None:
+    """A bad shard fails preview; then the stack's deployed fleet moves, with its state, into 2 shard stacks."""
+    project.set_fleet(
+        parent={"enabled": False},
+        subusers=[{"username": "alice", "enabled": False}, {"username": "carol", "region": "eu", "enabled": False}],
+    )
     project.run("config", "set", f"{PROJECT}:shard", "0/3")
     result = project.run("preview", check=False)
     assert result.returncode != 0
@@ -177,4 +181,22 @@ def test_a_bad_shard_fails_preview_with_what_to_write(project: PulumiProject) ->
         "invalid stack config (Pulumi.dev.yaml): sendgrid-click-tracking:shard: '0/3': the index must be between "
         "1 and 3 (the count), got 0" in result.stdout + result.stderr
     )
+    project.run("config", "rm", f"{PROJECT}:shard")
+    project.up()
+    assert accounts_in(project, "dev") == {"global": {"click"}, "global/alice": {"click"}, "eu/carol": {"click"}}
+
+    project.api_log()
+    code, moved = shards(project, "reshard", "--shards", "2")
+    assert code == 0, [e["message"] for e in moved["errors"]]
+    assert accounts_in(project, "dev") == {}  # the fleet's stack stays, with its config, and manages nothing
+    assert accounts_in(project, "dev-shard-1-of-2") == {"global": {"click"}, "global/alice": {"click"}}
+    assert accounts_in(project, "dev-shard-2-of-2") == {"eu/carol": {"click"}}
+    code, after = shards(project, "preview", "--shards", "2")
+    assert code == 0 and after["changes"] == [] and after["summary"]["same"] == 3
+    # The originals moved with the records: what each account held before the stack took it over.
+    assert {(s["account"], s["originals"]["enabled"]) for s in after["state"]} == {
+        ("global", True),
+        ("global/alice", True),
+        ("eu/carol", True),
+    }
     assert project.api_log() == []
