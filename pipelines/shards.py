@@ -33,6 +33,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pulumi_sendgrid_tracking.fleet import SHARD
@@ -202,7 +203,7 @@ def view_of(name: str, configured: str | None, export: Mapping[str, Any] | None)
 class Fleet:
     """The project, its base stack, the shard count, and the environment the commands run in."""
 
-    project_dir: Any
+    project_dir: Path
     base: str
     count: int
     env: dict[str, str]
@@ -564,8 +565,6 @@ def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shar
     try:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
-        if "--emulator" in argv:
-            raise PipelineError("pipelines/shards has no --emulator mode", "point SENDGRID_* at an emulator instead")
         env = _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
         fleet = Fleet(project_path(args.project_dir), stack, args.shards, env)
         output = Output(args.format, args.markdown_file)

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from pulumi_sendgrid_tracking.shards import Shard, shard_of
 
+from pipelines import markdown
 from pipelines.output import payload
 from pipelines.shards import StackView, check, combine, main, view_of
 from tools.pulumi_project import ROOT
@@ -127,6 +128,9 @@ def test_combined_output_follows_the_schema() -> None:
         ("prod-shard-1-of-2", "1/2", True),
         ("prod-shard-2-of-2", "2/2", False),
     ]
+    summary = markdown.render(out)
+    assert "| <code>prod-shard-2-of-2</code> | 2/2 | **FAILED** |" in summary
+    assert "prod-shard-2-of-2: GET failed" in summary
 
 
 @pytest.mark.parametrize(
