@@ -8,7 +8,7 @@ in the same program (a user's own, whose pickle holds its attributes) would not.
 undoes the wrapping after each registration; this test fails without it.
 
 2,500 accounts with one setting each: 2,500 setting resources and their 2,500 adoption records,
-5,000 registrations, five times the limit. About 55 s here (2 busy cores); 5,000 accounts (10,000
+5,000 registrations, five times the limit. About 55 s here (90 s at load average 29); 5,000 accounts (10,000
 registrations) took 97 s, which is why it is not that size.
 """
 
