@@ -6,6 +6,10 @@ setting (ClickTracking, OpenTracking, SubscriptionTracking, GoogleAnalytics), an
 SendGrid answered. Every mistake in the stack config (unknown keys, an API key in plaintext, a bad
 field, a fleet without accounts that does not say `manageNothing: true`, ...) fails `pulumi preview`
 with one message that lists them all, before any resource is declared.
+
+With `sendgrid-click-tracking:shard: "<index>/<count>"`, the stack declares only the accounts of its
+shard (every setting of each), chosen by a hash of the account; see shards.py and the README, "Big
+fleets and sharding".
 """
 
 from pathlib import Path
@@ -13,7 +17,9 @@ from typing import Any
 
 import pulumi
 from pulumi_sendgrid_tracking import ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
-from pulumi_sendgrid_tracking.fleet import PROGRAM_KEYS, FleetConfigError, fleet_from_stack_config
+from pulumi_sendgrid_tracking.fleet import PROGRAM_KEYS, SHARD, FleetConfigError, fleet_from_stack_config
+from pulumi_sendgrid_tracking.resources import stack_region
+from pulumi_sendgrid_tracking.shards import ShardConfigError, parse_shard
 from pulumi_sendgrid_tracking.stack_config import check_running_program, current_stack_config, split_key
 
 RESOURCE_CLASSES: dict[str, Any] = {
@@ -37,10 +43,24 @@ try:
     entries = fleet_from_stack_config(own, lambda path: Path(path).read_text(encoding="utf-8"), namespace=namespace)
 except FleetConfigError as exc:
     errors.append(str(exc))
+shard = None
+if SHARD in own:
+    try:
+        shard = parse_shard(own[SHARD], f"{namespace}:{SHARD}")
+    except ShardConfigError as exc:
+        errors.append(f"invalid stack config (Pulumi.{stack}.yaml): {exc}")
 if errors:
     raise pulumi.RunError("\n".join(errors))
+if shard is not None:
+    # Only this shard's accounts, each with all its settings: the others belong to the other shards' stacks.
+    region = stack_region()
+    entries = [entry for entry in entries if shard.holds(entry.region or region, entry.on_behalf_of)]
 
 resources = {entry.name: (entry, RESOURCE_CLASSES[entry.setting](entry.name, **entry.arguments())) for entry in entries}
+
+if shard is not None:
+    # Read by the cross-shard check (pipelines/shards check): which shard the state was deployed as.
+    pulumi.export("shard", {"index": shard.index, "count": shard.count})
 
 # Unchanged since the click-only releases: scripts read it.
 pulumi.export(

@@ -67,6 +67,8 @@ def _headline(data: Mapping[str, Any]) -> str:
     counts, command = data["summary"], data["command"]
     if data["errors"]:
         return f":x: **{command} failed**"
+    if command == "shard-check":
+        return f":white_check_mark: **no account in two stacks**: {counts['checked']} setting(s) checked"
     if command == "drift-check":
         if counts["drifted"]:
             return f":warning: **drift: {counts['drifted']} field(s)** in {counts['checked']} setting(s) checked"
@@ -88,6 +90,13 @@ def render(data: Mapping[str, Any]) -> str:
         "",
     ]
     body: list[str] = []
+    if data.get("shards"):
+        body += ["| shard stack | shard | outcome |", "|---|---|---|"]
+        body += [
+            f"| <code>{_text(s['stack'])}</code> | {s['shard']} | " + ("ok" if s["ok"] else "**FAILED**") + " |"
+            for s in data["shards"]
+        ]
+        body += [""]
     if data["changes"]:
         title = "Pending changes (what the next deploy does)" if data["command"] == "drift-check" else None
         if title:

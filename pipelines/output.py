@@ -75,6 +75,8 @@ def human(data: Mapping[str, Any]) -> list[str]:
     counts = data["summary"]
     if data["errors"]:
         head = f"{command}{where} FAILED"
+    elif command == "shard-check":
+        head = f"shard check{where}: no account in two stacks; {counts['checked']} account setting(s) checked"
     elif command == "drift-check":
         head = f"drift check{where}: {counts['drifted']} field(s) drifted in {counts['checked']} setting(s) checked"
     else:
@@ -82,6 +84,10 @@ def human(data: Mapping[str, Any]) -> list[str]:
         done = [r for r in data["changes"] if r["status"] in ("planned", "done")]
         head = f"{command}{where}: {len(done)} account setting(s) {verb}"
     lines = [head]
+    lines += [
+        f"  shard    {s['stack']}: " + ("ok" if s["ok"] else "FAILED") + f" (exit {s['exit_code']})"
+        for s in data.get("shards", [])
+    ]
     lines += [f"  {r['action']:8} {describe_row(r)}" + _status(r) for r in data["changes"]]
     lines += [
         f"  drift    {d['account']} {d['setting']}: {d['field']} recorded {value(d['recorded'])}, "

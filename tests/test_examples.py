@@ -101,7 +101,7 @@ def test_example_pipelines_call_the_scripts(name: str) -> None:
     text = (ROOT / "examples" / name).read_text()
     assert isinstance(yaml.safe_load(text), dict)
     called = set(re.findall(r"pipelines/([a-z-]+)", text))
-    assert called == {"preview", "deploy", "drift-check"}
+    assert called == {"preview", "deploy", "drift-check", "shards"}
     for script in called:
         assert os.access(ROOT / "pipelines" / script, os.X_OK)
     assert "make venv engine" in text
@@ -139,3 +139,14 @@ def test_every_account_of_a_stack_exists_in_the_demo_world(stack: str) -> None:
     state.seed(json.loads((ROOT / "tools" / "demo-seed.json").read_text()))
     for region, on_behalf_of in stack_accounts(stack):
         state.account(region, on_behalf_of)  # raises AccessForbidden (the API's 403) for an unknown one
+
+
+def test_the_shard_matrix_lists_every_shard_of_the_count() -> None:
+    """A matrix that missed a shard would leave its accounts unmanaged; one too many would run a stack of no shard."""
+    github = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
+    count = int(github["env"]["SHARDS"])
+    assert github["jobs"]["shards-deploy"]["strategy"]["matrix"]["shard"] == list(range(1, count + 1))
+    assert github["jobs"]["shards-deploy"]["needs"] == "shards-check"
+    gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
+    assert gitlab["shards-deploy"]["parallel"] == int(gitlab[".sharded"]["variables"]["SHARDS"])
+    assert "$SHARDED_STACK-shard-$CI_NODE_INDEX-of-$CI_NODE_TOTAL" in gitlab["shards-deploy"]["script"][0]

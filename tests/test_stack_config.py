@@ -62,8 +62,8 @@ def test_the_valid_keys_are_the_settings_sources() -> None:
         (
             "sendgrid:timeout",
             "sendgrid:timeout: unknown key; the keys of namespace 'sendgrid' are sendgrid:apiKey, sendgrid:region, "
-            "sendgrid:baseUrl, sendgrid:euBaseUrl, sendgrid:requestTimeout, sendgrid:retryBudget. "
-            "Remove it: pulumi config rm sendgrid:timeout.",
+            "sendgrid:baseUrl, sendgrid:euBaseUrl, sendgrid:requestTimeout, sendgrid:retryBudget, "
+            "sendgrid:maxRequestsPerSecond. Remove it: pulumi config rm sendgrid:timeout.",
         ),
     ],
 )

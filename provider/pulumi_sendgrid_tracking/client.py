@@ -6,6 +6,9 @@ body is asked for again. Transport errors are translated into the SendGridError 
 Retries (429, 500, 502, 503, 504, connection and read failures) are done by urllib3's
 Retry, extended to wait for SendGrid's `X-RateLimit-Reset` and to stop at a time budget.
 GET and PATCH are both retried: PATCH sets an absolute value, so repeating it is safe.
+With a request rate budget (`sendgrid:maxRequestsPerSecond`), every attempt, retries included,
+first waits for its turn at a `RequestPacer` shared by the whole provider process (all its threads
+and clients), so several stacks run side by side (shards) can split one account's rate limit.
 """
 
 from __future__ import annotations
@@ -48,6 +51,50 @@ _wall_clock: Callable[[], float] = time.time
 _sleep: Callable[[float], None] = time.sleep
 
 
+class RequestPacer:
+    """Spaces requests at least 1/rate seconds apart, across every thread that shares it.
+
+    Each `acquire` reserves the next free slot under a lock and then sleeps until it outside the
+    lock, so N threads asking at once get N consecutive slots: the process never sends more than
+    `rate` requests in any second (plus the first), whatever its concurrency.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        if not per_second > 0:
+            raise ValueError(f"a request rate must be above 0, got {per_second}")
+        self.per_second = per_second
+        self.interval = 1.0 / per_second
+        self._next = -math.inf
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for this request's slot; returns the seconds waited (0.0 when the slot was free)."""
+        with self._lock:
+            now = _monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        wait = slot - now
+        if wait > 0:
+            _sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"RequestPacer({self.per_second:g}/s)"
+
+
+_pacers: dict[float, RequestPacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def shared_pacer(per_second: float) -> RequestPacer:
+    """The process's pacer for this rate: one budget for every client (both regions) of the provider process."""
+    with _pacers_lock:
+        pacer = _pacers.get(per_second)
+        if pacer is None:
+            pacer = _pacers[per_second] = RequestPacer(per_second)
+        return pacer
+
+
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
 """Checks a 2xx answer's JSON object and returns what the caller keeps; raises ValueError if malformed."""
 
@@ -65,14 +112,17 @@ class SendGridRetry(Retry):
         budget: float = DEFAULT_RETRY_BUDGET,
         deadline: float | None = None,
         planned_wait: float = 0.0,
+        pacer: RequestPacer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.budget = budget
         self.deadline = deadline
         self.planned_wait = planned_wait
+        self.pacer = pacer
 
     def new(self, **kw: Any) -> Self:
+        kw.setdefault("pacer", self.pacer)
         kw.setdefault("budget", self.budget)
         kw.setdefault("deadline", self.deadline)
         kw.setdefault("planned_wait", 0.0)
@@ -126,6 +176,8 @@ class SendGridRetry(Retry):
         if self.planned_wait > 0:
             log.debug("waiting %.2fs before retrying", self.planned_wait)
             _sleep(self.planned_wait)
+        if self.pacer is not None:  # a retry is a request too: it waits for its turn
+            self.pacer.acquire()
 
 
 _attempts = threading.local()
@@ -135,8 +187,8 @@ def _record_attempt() -> None:
     _attempts.count = getattr(_attempts, "count", 1) + 1
 
 
-def make_retry(budget: float) -> SendGridRetry:
-    """The retry policy used for every call."""
+def make_retry(budget: float, pacer: RequestPacer | None = None) -> SendGridRetry:
+    """The retry policy used for every call (retries paced by `pacer` when given)."""
     return SendGridRetry(
         total=None,
         connect=4,
@@ -153,6 +205,7 @@ def make_retry(budget: float) -> SendGridRetry:
         raise_on_redirect=False,
         respect_retry_after_header=True,
         budget=budget,
+        pacer=pacer,
     )
 
 
@@ -185,8 +238,10 @@ class SendGridClient:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry_budget: float = DEFAULT_RETRY_BUDGET,
+        max_requests_per_second: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.pacer = shared_pacer(max_requests_per_second) if max_requests_per_second else None
         self.timeout = (connect_timeout, request_timeout)
         self.retry_budget = retry_budget
         session = requests.Session()
@@ -194,7 +249,9 @@ class SendGridClient:
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         # No cookies: the session is shared by the provider's handler threads.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = HTTPAdapter(max_retries=make_retry(retry_budget), pool_connections=2, pool_maxsize=POOL_SIZE)
+        adapter = HTTPAdapter(
+            max_retries=make_retry(retry_budget, self.pacer), pool_connections=2, pool_maxsize=POOL_SIZE
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
@@ -248,6 +305,8 @@ class SendGridClient:
     def _send(self, method: str, path: str, body: dict[str, Any] | None, on_behalf_of: str | None) -> requests.Response:
         headers = {"on-behalf-of": on_behalf_of} if on_behalf_of else {}
         _attempts.count = 1
+        if self.pacer is not None:
+            self.pacer.acquire()
         started = _monotonic()
         try:
             response = self._session.request(
@@ -324,4 +383,4 @@ def _parse(
         raise MalformedResponseError(method, path, f"{exc}, got {shown}", on_behalf_of=on_behalf_of) from None
 
 
-__all__ = ["SendGridClient", "SendGridRetry", "Validate", "make_retry"]
+__all__ = ["RequestPacer", "SendGridClient", "SendGridRetry", "Validate", "make_retry", "shared_pacer"]

@@ -1,4 +1,4 @@
-"""Where the API key, region, hosts, timeouts and retry budget come from. No I/O.
+"""Where the API key, region, hosts, timeouts, retry budget and request rate come from. No I/O.
 
 Stack config (namespace `sendgrid`) wins over the environment; both are read at call time
 inside the provider process, so a rotated key is used by the next refresh or destroy.
@@ -27,6 +27,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_RETRY_BUDGET = 120.0
 """Seconds spent retrying one call after its first failure (429, 5xx, connection errors)."""
 MAX_KEY_LENGTH = 512
+MAX_REQUESTS_PER_SECOND = 10_000.0
+"""The highest request rate sendgrid:maxRequestsPerSecond takes (unset: no pacing)."""
 
 # Setting name → (stack config key, environment variable).
 SOURCES: Mapping[str, tuple[str, str]] = {
@@ -36,6 +38,7 @@ SOURCES: Mapping[str, tuple[str, str]] = {
     "eu_base_url": ("sendgrid:euBaseUrl", "SENDGRID_EU_BASE_URL"),
     "request_timeout": ("sendgrid:requestTimeout", "SENDGRID_REQUEST_TIMEOUT"),
     "retry_budget": ("sendgrid:retryBudget", "SENDGRID_RETRY_BUDGET"),
+    "max_requests_per_second": ("sendgrid:maxRequestsPerSecond", "SENDGRID_MAX_REQUESTS_PER_SECOND"),
 }
 CONFIG_KEYS = tuple(config_key for config_key, _ in SOURCES.values())
 
@@ -51,6 +54,8 @@ class Settings:
     """Region → API root, without a trailing slash."""
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     retry_budget: float = DEFAULT_RETRY_BUDGET
+    max_requests_per_second: float | None = None
+    """The provider process's request rate budget (every attempt, retries included); None: unpaced."""
 
     def base_url_for(self, region: str) -> str:
         return self.base_urls[region]
@@ -138,6 +143,23 @@ def _positive_seconds(name: str, config: Mapping[str, Any], env: Mapping[str, st
     return seconds
 
 
+def _request_rate(config: Mapping[str, Any], env: Mapping[str, str]) -> float | None:
+    value, source = _lookup("max_requests_per_second", config, env)
+    if value is None:
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and 0 < rate <= MAX_REQUESTS_PER_SECOND):
+        raise ConfigurationError(
+            source,
+            f"{value!r} is not a number of requests per second",
+            f"use a number above 0 and at most {MAX_REQUESTS_PER_SECOND:g} (e.g. 2.5), or unset it for no pacing",
+        )
+    return rate
+
+
 def validate_api_key(value: str, source: str) -> str:
     """Reject keys that cannot be sent as a header. The message never repeats the key."""
     if len(value) > MAX_KEY_LENGTH:
@@ -173,6 +195,7 @@ def resolve(config: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         base_urls=base_urls,
         request_timeout=_positive_seconds("request_timeout", config, env, DEFAULT_REQUEST_TIMEOUT),
         retry_budget=_positive_seconds("retry_budget", config, env, DEFAULT_RETRY_BUDGET),
+        max_requests_per_second=_request_rate(config, env),
     )
 
 

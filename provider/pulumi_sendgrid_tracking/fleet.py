@@ -47,6 +47,7 @@ import yaml
 
 from .inputs import DEFAULT_ON_DELETE, on_delete_problem, region_problem
 from .inputs import on_behalf_of_problem as validate_on_behalf_of
+from .shards import SHARD_KEY
 from .tracking import CLICK, SETTINGS, Field, TrackingSetting
 
 
@@ -69,7 +70,9 @@ DEFAULTS = "defaults"
 MANAGE_NOTHING = "manageNothing"
 FLEET_KEYS = (DEFAULTS, "parent", "subusers", MANAGE_NOTHING)
 FLEET_FILE = "fleetFile"
-PROGRAM_KEYS = (FLEET_FILE, *FLEET_KEYS)
+SHARD = SHARD_KEY
+"""`<index>/<count>`: the stack declares only the accounts of that shard (shards.py)."""
+PROGRAM_KEYS = (FLEET_FILE, *FLEET_KEYS, SHARD)
 """The keys of the program's own config namespace (`sendgrid-click-tracking:<key>`)."""
 
 _ACCOUNT_ID = re.compile(r"[0-9]+")

@@ -107,6 +107,17 @@ def _register(
         pickler._batch_setitems, pickler.save_dict = saved
 
 
+def stack_region() -> str:
+    """The region of a resource that names none: the stack's sendgrid:region (or SENDGRID_REGION), else global.
+
+    An invalid value is kept as it is: the resource's check reports it at preview.
+    """
+    try:
+        return config_mod.resolve_region({"sendgrid:region": pulumi.Config("sendgrid").get("region")}, os.environ)
+    except ConfigurationError:
+        return pulumi.Config("sendgrid").get("region") or os.environ.get("SENDGRID_REGION") or "global"
+
+
 def _plain(value: Any, argument: str, resource_name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -133,10 +144,7 @@ def _declare(
     on_behalf_of = _plain(props.get("on_behalf_of"), "on_behalf_of", resource_name)
     region = _plain(props.get("region"), "region", resource_name)
     if region is None:
-        try:
-            region = config_mod.resolve_region({"sendgrid:region": pulumi.Config("sendgrid").get("region")}, os.environ)
-        except ConfigurationError:
-            region = pulumi.Config("sendgrid").get("region") or os.environ.get("SENDGRID_REGION") or "global"
+        region = stack_region()
     key = (pulumi.get_project(), pulumi.get_stack(), setting.name, region, on_behalf_of)
     other = _OWNERS.get(key)
     if other is not None and other != resource_name:

@@ -156,7 +156,7 @@ class _SendGridProvider(ResourceProvider):
     def __init__(self) -> None:
         super().__init__()
         self._stack_config: dict[str, Any] = {}
-        self._clients: dict[tuple[str, str, float, float], SendGridClient] = {}
+        self._clients: dict[tuple[str, str, float, float, float | None], SendGridClient] = {}
         self._lock = threading.Lock()
 
     # Pickled by reference, and nothing of the instance: no key, no client, no config.
@@ -175,7 +175,13 @@ class _SendGridProvider(ResourceProvider):
         """A pooled client for the region, rebuilt when the key or host changes (key rotation)."""
         resolved = self._settings()
         base_url = config_mod.base_url_for(resolved, region)
-        cache_key = (base_url, resolved.api_key, resolved.request_timeout, resolved.retry_budget)
+        cache_key = (
+            base_url,
+            resolved.api_key,
+            resolved.request_timeout,
+            resolved.retry_budget,
+            resolved.max_requests_per_second,
+        )
         with self._lock:
             client = self._clients.get(cache_key)
             if client is None:
@@ -184,6 +190,7 @@ class _SendGridProvider(ResourceProvider):
                     base_url,
                     request_timeout=resolved.request_timeout,
                     retry_budget=resolved.retry_budget,
+                    max_requests_per_second=resolved.max_requests_per_second,
                 )
                 self._clients[cache_key] = client
             return client

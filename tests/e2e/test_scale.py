@@ -1,0 +1,67 @@
+"""Big programs through the real engine: 5,000 resources registered by one program, previewed.
+
+The SDK's `serialize_provider` wraps pickle's `_batch_setitems` once more on every dynamic resource
+it registers and never unwraps it, so after about a thousand registrations every pickle of a dict
+recurses too deep: RecursionError (compare pulumi/pulumi#17803). This package's providers pickle
+no dict, so its own resources would get through; the next dynamic resource of any other provider
+in the same program (a user's own, whose pickle holds its attributes) would not. `resources._register`
+undoes the wrapping after each registration; this test fails without it.
+
+2,500 accounts with one setting each: 2,500 setting resources and their 2,500 adoption records,
+5,000 registrations, five times the limit. About 55 s here (90 s at load average 29); 5,000 accounts (10,000
+registrations) took 97 s, which is why it is not that size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tools.pulumi_project import PROJECT
+
+from .conftest import PulumiProject
+
+ACCOUNTS = 2_500
+
+USERS_OWN_RESOURCE = """
+
+# A user's own dynamic resource beside ours: its provider's pickle holds a dict (its attributes).
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+
+class LabelProvider(ResourceProvider):
+    def __init__(self) -> None:
+        self.labels = {"team": "mail", "tier": "prod"}
+
+    def create(self, props):
+        return CreateResult("labels", props)
+
+
+class Labels(Resource):
+    def __init__(self, name: str) -> None:
+        super().__init__(LabelProvider(), name, {})
+
+
+Labels("labels")
+"""
+
+
+def test_a_program_of_5000_resources_previews_without_requests(project: PulumiProject) -> None:
+    fleet = {"subusers": [{"username": f"user-{i:05d}", "click": {"enabled": i % 2 == 0}} for i in range(ACCOUNTS)]}
+    (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet))
+    (project.dir / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": {f"{PROJECT}:fleetFile": "fleet.yaml"}}))
+    with (project.dir / "__main__.py").open("a") as program:
+        program.write(USERS_OWN_RESOURCE)
+    project.api_log()
+
+    result = project.run("preview", "--json", check=False)
+
+    assert "RecursionError" not in result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    # Every account's setting and its adoption record, the user's own resource, and the stack.
+    assert data["changeSummary"] == {"create": 2 * ACCOUNTS + 2}
+    creates = {s["urn"].rsplit("::", 1)[1] for s in data["steps"] if s["op"] == "create"}
+    assert {"subuser-user-00000", "subuser-user-02499", "click/global/user-02499", "labels"} <= creates
+    assert project.api_log() == []  # a preview sends no request, however big
