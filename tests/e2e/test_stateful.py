@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -265,6 +266,13 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.created += 1
         return f"{kind.replace('_', '-')}-{self.created}"
 
+    def say(self, text: str) -> None:
+        """A line of the printed sequence (Hypothesis prints notes with the failing one; STATEFUL_TRACE=1 always)."""
+        if currently_in_test_context():
+            note(f"  {text}")
+        if TRACE:
+            print(f"    {text}", flush=True)
+
     # -- observing ---------------------------------------------------------------------------------
 
     def observe(self) -> Observed:
@@ -287,9 +295,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
         self._observed = None
         result = self.project.run(*args, check=False)
-        note(f"  pulumi {' '.join(args)} -> exit {result.returncode}")
-        if TRACE:
-            print(f"    pulumi {' '.join(args)} -> exit {result.returncode}", flush=True)
+        self.say(f"pulumi {' '.join(args)} -> exit {result.returncode}")
         return result
 
     def preview_changes(self, *, refresh: bool) -> set[Account]:
@@ -325,7 +331,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         after = self.observe()
         for account in after.records.keys() - before.records.keys():
             self.originals[account] = {name: live_value(before.live, account, name) for name in fields_of(account[0])}
-            note(f"  took over {describe(account)}: original {self.originals[account]}")
+            self.say(f"took over {describe(account)}: original {self.originals[account]}")
         accounts_before = {a for _, a, _ in before.settings}
         for account, record in before.records.items():
             if account in after.records:
@@ -335,7 +341,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             now = {name: live_value(after.live, account, name) for name in managed}
             was = {name: live_value(before.live, account, name) for name in managed}
             mode = record.get("on_delete")
-            note(f"  gave back {describe(account)} ({mode}): {was} -> {now}")
+            self.say(f"gave back {describe(account)} ({mode}): {was} -> {now}")
             trusted = refreshing or account not in before.differing or account not in accounts_before
             if mode == "keep":
                 assert now == was, f"on_delete keep changed {describe(account)}: {was} -> {now}"
@@ -479,9 +485,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     def edited(self, what: str, then: str | None) -> None:
         """The program is written; `then` runs a command on it (None: the next steps do)."""
         self.write_program()
-        note(f"  {what}")
-        if TRACE:
-            print(f"    {what}", flush=True)
+        self.say(what)
         if then is not None:
             self.run_command(then)
 
@@ -500,22 +504,22 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     # -- rules: SendGrid and the engine -----------------------------------------------------------------
 
-    @rule(
-        kind=st.sampled_from(KINDS),
-        account=st.sampled_from(ACCOUNTS),
-        enabled=st.booleans(),
-        value=st.sampled_from(VALUES),
-    )
+    @rule(name=names, value=st.sampled_from(VALUES))
     @step
-    def out_of_band(self, kind: str, account: str, enabled: bool, value: str) -> None:
-        """Someone changes the live setting in SendGrid's UI."""
-        region, user = split_id(account)
-        values: dict[str, Any] = {"enabled": enabled}
+    def out_of_band(self, name: str, value: str) -> None:
+        """Someone flips `enabled` of the resource's account in SendGrid's UI (and sets the other field to `value`),
+        whether the stack has taken the account over yet or not."""
+        kind, region, user = account = self.account(name)
+        if region not in HOMES[user]:
+            self.say(f"{describe(account)} does not exist: nothing to change")
+            return
+        values: dict[str, Any] = {"enabled": not live_value(self.emulator.state.snapshot(), account, "enabled")}
         if kind in EXTRA:
             values[EXTRA[kind]] = value
         self.emulator.state.set_out_of_band(region, user, kind, values)
+        self.say(f"{describe(account)} is now {values} in SendGrid")
         self._observed = None
-        self.drifted.add((kind, region, user))
+        self.drifted.add(account)
 
     @rule(command=st.sampled_from(COMMANDS))
     @step
@@ -614,9 +618,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         text = log_path.read_text()
         self.project.outputs.append(text)
         what = f"pulumi {command}, {how} after {after} requests: exit {proc.returncode} (signal sent: {reached})"
-        note(f"  {what}")
-        if TRACE:
-            print(f"    {what}", flush=True)
+        self.say(what)
         return reached and proc.returncode != 0, proc.returncode
 
     def wait_for_requests(self, proc: subprocess.Popen[str], count: int) -> bool:
