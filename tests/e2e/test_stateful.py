@@ -471,8 +471,13 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(name=names, then=THEN)
     @step
     def change_region(self, name: str, then: str | None) -> None:
-        region, user = split_id(self.program[name]["account"])
+        """To the other region: a replacement (create first), or SendGrid's 403 for a subuser that lives in one
+        region only. Never onto an account another resource declares (`duplicate` tries that)."""
+        kind, region, user = self.account(name)
         other = "eu" if region == "global" else "global"
+        if any(self.account(n) == (kind, other, user) for n in self.program):
+            self.edited(f"{name}: {describe((kind, other, user))} is declared already: region unchanged", then)
+            return
         self.program[name]["account"] = other + (f"/{user}" if user else "")
         self.edited(f"{name}: region {other}", then)
 
