@@ -202,6 +202,7 @@ def step(function: F) -> F:
             return function(self, *args, **kwargs)
         except BaseException:
             self.broken = True
+            self.flush_notes()
             raise
 
     return wrapper  # type: ignore[return-value]
@@ -234,6 +235,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.drifted: set[Account] = set()
         """Accounts changed out of band that the state has not seen in step since."""
         self._observed: Observed | None = None
+        self.said: list[str] = []
         self.write_program()
 
     # -- the program ---------------------------------------------------------------------------
@@ -267,11 +269,18 @@ class OwnershipMachine(RuleBasedStateMachine):
         return f"{kind.replace('_', '-')}-{self.created}"
 
     def say(self, text: str) -> None:
-        """A line of the printed sequence (Hypothesis prints notes with the failing one; STATEFUL_TRACE=1 always)."""
-        if currently_in_test_context():
-            note(f"  {text}")
+        """A comment under the step in the printed sequence (Hypothesis prints notes with the failing one;
+        they are flushed by the invariant, which runs after Hypothesis printed the step). STATEFUL_TRACE=1
+        prints them as they come."""
+        self.said.append(text)
         if TRACE:
             print(f"    {text}", flush=True)
+
+    def flush_notes(self) -> None:
+        if currently_in_test_context():
+            for text in self.said:
+                note(f"    # {text}")
+        self.said.clear()
 
     # -- observing ---------------------------------------------------------------------------------
 
@@ -639,6 +648,7 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @invariant()
     def in_step(self) -> None:
+        self.flush_notes()
         if self.broken:
             return
         try:
@@ -696,6 +706,7 @@ class OwnershipMachine(RuleBasedStateMachine):
                 leaked = [text for text in self.project.outputs if TEST_KEY in text]
                 assert not leaked, "the API key was printed"
         finally:
+            self.flush_notes()
             self.resources.close()
 
 
@@ -714,6 +725,14 @@ def run_machine(bin_dir: Path, work_dir: Path) -> None:
             print_blob=False,
         ),
     )
+
+
+def describe_failure(failure: BaseException) -> str:
+    """The error and the shrunk sequence Hypothesis attached to it (as exception notes)."""
+    parts = [f"{type(failure).__name__}: {failure}", *getattr(failure, "__notes__", [])]
+    for inner in getattr(failure, "exceptions", []):
+        parts += ["", describe_failure(inner)]
+    return "\n".join(parts)[:8000]
 
 
 @pytest.mark.timeout(600 + EXAMPLES * STEPS * 60)
@@ -740,7 +759,7 @@ def test_random_sequences_keep_sendgrid_and_state_in_step(pulumi_bin: Path, tmp_
                         "interruptions": FIGURES.interruptions,
                         "fault_runs": FIGURES.faults,
                         "violations": violations,
-                        "failure": None if failure is None else str(failure)[:4000],
+                        "failure": None if failure is None else describe_failure(failure),
                         "seconds": round(time.monotonic() - started),
                         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     },
