@@ -582,12 +582,16 @@ class OwnershipMachine(RuleBasedStateMachine):
                 self.assert_converged(command)
             return
         FIGURES.interruptions[how] = FIGURES.interruptions.get(how, 0) + 1
-        self.check_in_step()  # before the recovery too
+        if how != "SIGINT":
+            repaired = repair_empty_sidecars(self.project)  # the README's step for `failed to load checkpoint: EOF`
+            if repaired:
+                self.say(f"removed the empty sidecar {repaired}")
+        self.check_in_step()  # before the recovery too: a preview, with the lock still held
         if how == "SIGINT":
             recovery = command
         else:
-            repair_empty_sidecars(self.project)
-            self.project.run("cancel", "--yes", check=False)
+            cancelled = self.project.run("cancel", "--yes", check=False)
+            self.say(f"pulumi cancel -> exit {cancelled.returncode}")
             recovery = "up --refresh"
         result = self.run_engine(recovery)
         if self.program_valid():
