@@ -137,11 +137,15 @@ def read_stateful() -> dict[str, Any] | None:
 
 
 def replace_stateful_section(doc: str, figures: dict[str, Any] | None) -> str:
-    """The document with its stateful section (up to the next `## ` heading) replaced, or appended."""
-    section = "\n".join(render_stateful(figures))
+    """The document with its stateful section (up to the next `## ` heading) replaced, or put where a full
+    render puts it (before *Secrets*)."""
+    section = "\n".join(render_stateful(figures)) + "\n"
     start = doc.find(STATEFUL_HEADING)
     if start < 0:
-        return doc.rstrip("\n") + "\n\n" + section
+        secrets = doc.find("\n## Secrets")
+        if secrets < 0:
+            return doc.rstrip("\n") + "\n\n" + section
+        return doc[: secrets + 1] + section + doc[secrets + 1 :]
     end = doc.find("\n## ", start + len(STATEFUL_HEADING))
     return doc[:start] + section + (doc[end + 1 :] if end >= 0 else "")
 
