@@ -226,7 +226,11 @@ class OwnershipMachine(RuleBasedStateMachine):
         world.add_subuser("global", "bob", enabled=True)
         world.add_subuser("eu", "carol", enabled=True)
         self.emulator = self.resources.enter_context(Emulator(world))
-        self.project = PulumiProject(tmp, self.emulator, self.bin_dir)
+        try:
+            self.project = PulumiProject(tmp, self.emulator, self.bin_dir)
+        except BaseException:
+            self.resources.close()
+            raise
         (self.project.dir / "__main__.py").write_text(PROGRAM)
         self.program: dict[str, dict[str, Any]] = {}
         self.created = 0
