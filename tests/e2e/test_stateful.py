@@ -5,7 +5,8 @@ Hypothesis drives the real `pulumi` CLI against the emulator through random sequ
   alias, flip `enabled`, change the other managed field (subscription's `replace`, Google Analytics'
   `utm_source`), change the region (the emulator's subusers live in one region only, so the wrong
   one is SendGrid's 403), change `on_delete`, and declare a second resource for an account;
-- out-of-band changes of a live value in the emulator (someone clicking in SendGrid's UI);
+- out-of-band changes in the emulator (someone clicking in SendGrid's UI): `enabled` of a declared
+  account flipped, and its other field set, whether the stack has taken the account over yet or not;
 - `pulumi up`, `up --refresh`, `refresh`, `preview`, `destroy`, some under injected faults (429 or
   500 on GET or PATCH, transient or persistent, a PATCH applied before its 500);
 - interrupted runs (SIGINT, two SIGINTs, SIGKILL, sent when the emulator's request log reaches a
@@ -33,7 +34,10 @@ At the end, `pulumi destroy --refresh` gives every account back per the records'
 `make test` runs a short bounded run (STATEFUL_EXAMPLES=3 sequences of STATEFUL_STEPS=6 steps, with the
 fixed seed STATEFUL_SEED=0, so CI explores the same sequences every time); `make reliability` runs a
 longer one with a random seed and writes its figures to $STATEFUL_FIGURES (docs/stateful.json). On a
-failure Hypothesis shrinks the sequence and prints it as rule calls.
+failure Hypothesis shrinks the sequence (for at most about five minutes) and prints it as rule calls,
+each followed by comments saying what it ran and found; STATEFUL_TRACE=1 prints every step as it runs.
+A violation found once is replayed through the machine's rules as a plain test at the end of this file.
+Takes about 1.5 minutes in `make test` (70-160 s on a loaded 2-core machine).
 """
 
 from __future__ import annotations
