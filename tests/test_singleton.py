@@ -445,6 +445,39 @@ def test_update_sends_one_patch_of_the_differing_managed_fields(
     assert result.outs == case.outputs(live={**case.live, **case.differing()})
 
 
+def test_update_lost_patch_answer_but_change_landed_succeeds(case: Case, provider: SettingProvider, http: Any) -> None:
+    """Found by tests/e2e/test_stateful.py: a failed update leaves the old values in the state, so a program
+    reverted to them would preview "no changes" while SendGrid holds the new ones. A change that landed is a
+    successful update."""
+    http.patch(case.url(), status_code=502, json={})
+    http.get(case.url(), json=case.answer(**case.differing()))
+    result = provider.update("global", case.outputs(), case.inputs())
+    assert [r.method for r in http.request_history] == ["PATCH", "GET"]
+    assert result.outs == case.outputs(live={**case.live, **case.differing()})
+
+
+def test_update_failed_patch_with_old_values_still_there_raises(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.patch(case.url(), status_code=500, json={"errors": [{"message": "boom"}]})
+    http.get(case.url(), json=case.answer())
+    with pytest.raises(ServerError, match=rf"PATCH {case.setting.path} failed \(500\): boom"):
+        provider.update("global", case.outputs(), case.inputs())
+    assert [r.method for r in http.request_history] == ["PATCH", "GET"]
+
+
+def test_update_unknown_outcome_says_so_with_the_values_from_before(
+    case: Case, provider: SettingProvider, http: Any
+) -> None:
+    http.patch(case.url(), status_code=503, json={})
+    http.get(case.url(), status_code=503, json={})
+    with pytest.raises(SendGridError) as info:
+        provider.update("global", case.outputs(), case.inputs())
+    text = str(info.value)
+    assert f"whether the change to {case.setting.title} of the parent account (global) landed is unknown" in text
+    assert f"enabled={case.live['enabled']!r}" in text
+
+
 def test_update_of_on_delete_only_sends_nothing(case: Case, provider: SettingProvider, http: Any) -> None:
     olds = case.outputs(live={**case.live, **case.desired})
     result = provider.update("global", olds, case.inputs(on_delete="keep"))

@@ -1,6 +1,12 @@
 """`make reliability`: run the reliability suites and write docs/reliability.md from their results.
 
 Every figure in the document comes from a test that asserted it; nothing is typed by hand.
+
+The long run of the randomized stateful test (tests/e2e/test_stateful.py) writes its figures to
+docs/stateful.json (kept in git, so the section survives a partial run); its size comes from
+STATEFUL_EXAMPLES / STATEFUL_STEPS (default 15 sequences of 8 steps) and its seed from STATEFUL_SEED
+(default: random, reported). `python -m tools.reliability stateful` runs only that test and rewrites only
+its section of the document.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ["tests/reliability", "tests/e2e/test_reliability.py"]
+SUITES = ["tests/reliability", "tests/e2e/test_reliability.py", "tests/e2e/test_stateful.py"]
+STATEFUL_SUITE = "tests/e2e/test_stateful.py"
 DOC = ROOT / "docs" / "reliability.md"
+STATEFUL_FIGURES = ROOT / "docs" / "stateful.json"
+STATEFUL_HEADING = "## Randomized stateful test"
+LONG_RUN = {"STATEFUL_EXAMPLES": "15", "STATEFUL_STEPS": "8"}
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -74,6 +84,72 @@ def _error_examples(persistent: list[dict[str, Any]], settings: list[str]) -> li
     return out
 
 
+def render_stateful(figures: dict[str, Any] | None) -> list[str]:
+    """The long run of the stateful test, from docs/stateful.json."""
+    out = [STATEFUL_HEADING, ""]
+    if figures is None:
+        return [*out, "Not run yet: `python -m tools.reliability stateful`.", ""]
+    interruptions = figures.get("interruptions") or {}
+    out += [
+        "`tests/e2e/test_stateful.py`: a Hypothesis rule-based state machine that drives the real `pulumi` CLI",
+        "against the emulator through random sequences of program edits (add, remove, rename with and without an",
+        "alias, flip `enabled`, change `replace`/`utm_source`, the region, `on_delete`, a second resource for one",
+        "account), out-of-band changes, injected faults, interrupted runs with the README's recovery, and `up`,",
+        "`up --refresh`, `refresh`, `preview`, `destroy`. After every step it checks the invariant (SendGrid equals",
+        "the state, or a plain preview shows a change for the account; drift made out of band shows in",
+        "`preview --refresh`), every recorded original against the model's value from before the takeover, what",
+        "each give-back did, and convergence after each successful run; at the end `destroy --refresh` must",
+        "give every account back. A violation fails the run with the shrunk sequence.",
+        "",
+        f"Last long run: {figures['measured']}, seed {figures['seed']}, {figures['examples']} sequences of "
+        f"{figures['steps_per_sequence']} steps requested, {figures['seconds']} s.",
+        "",
+    ]
+    out += _table(
+        [
+            "sequences run",
+            "steps run",
+            "checks that needed a preview",
+            "interrupted runs (SIGINT / two SIGINTs / SIGKILL)",
+            "runs under an injected fault",
+            "violations found (target 0)",
+        ],
+        [
+            [
+                figures["sequences"],
+                figures["steps"],
+                figures["preview_checks"],
+                " / ".join(str(interruptions.get(k, 0)) for k in ("SIGINT", "two SIGINTs", "SIGKILL")),
+                figures["fault_runs"],
+                figures["violations"],
+            ]
+        ],
+    )
+    if figures.get("failure"):
+        out += ["", "The failing sequence, as Hypothesis printed it:", "", "```", figures["failure"], "```"]
+    return [*out, ""]
+
+
+def read_stateful() -> dict[str, Any] | None:
+    if not STATEFUL_FIGURES.exists():
+        return None
+    return dict(json.loads(STATEFUL_FIGURES.read_text(encoding="utf-8")))
+
+
+def replace_stateful_section(doc: str, figures: dict[str, Any] | None) -> str:
+    """The document with its stateful section (up to the next `## ` heading) replaced, or put where a full
+    render puts it (before *Secrets*)."""
+    section = "\n".join(render_stateful(figures)) + "\n"
+    start = doc.find(STATEFUL_HEADING)
+    if start < 0:
+        secrets = doc.find("\n## Secrets")
+        if secrets < 0:
+            return doc.rstrip("\n") + "\n\n" + section
+        return doc[: secrets + 1] + section + doc[secrets + 1 :]
+    end = doc.find("\n## ", start + len(STATEFUL_HEADING))
+    return doc[:start] + section + (doc[end + 1 :] if end >= 0 else "")
+
+
 def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -> str:
     tried = defined_cases()
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -89,7 +165,8 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
         "# Reliability and security figures",
         "",
         f"Generated by `make reliability` on {now}, on a machine with {os.cpu_count()} cores, Pulumi {pulumi_version}.",
-        "Each figure is recorded by a test that asserts it (`tests/reliability/`, `tests/e2e/test_reliability.py`);",
+        "Each figure is recorded by a test that asserts it (`tests/reliability/`, `tests/e2e/test_reliability.py`,",
+        "`tests/e2e/test_stateful.py`);",
         f"the run {'passed' if exit_code == 0 else f'FAILED (pytest exit {exit_code})'}.",
         "Regenerate with `make reliability`.",
         "",
@@ -237,6 +314,7 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
     )
     out += [
         "",
+        *render_stateful(read_stateful()),
         "## Secrets",
         "",
         "A full lifecycle (preview, up, refresh, update, a 500, a reset, a 401, destroy) with",
@@ -254,13 +332,32 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
     return "\n".join(out)
 
 
-def main() -> int:
+def run_pytest(suites: list[str], results_file: Path) -> int:
+    env = {
+        **LONG_RUN,
+        **os.environ,
+        "RELIABILITY_RESULTS": str(results_file),
+        "STATEFUL_FIGURES": str(STATEFUL_FIGURES),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites], cwd=ROOT, env=env, check=False
+    ).returncode
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["stateful"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            code = run_pytest([STATEFUL_SUITE], Path(tmp) / "results.jsonl")
+        doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Reliability and security figures\n"
+        DOC.write_text(replace_stateful_section(doc, read_stateful()), encoding="utf-8")
+        print(f"reliability: rewrote the stateful section of {DOC.relative_to(ROOT)} (pytest exit {code})")
+        return code
+    if argv:
+        print("usage: python -m tools.reliability [stateful]", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         results_file = Path(tmp) / "results.jsonl"
-        env = {**os.environ, "RELIABILITY_RESULTS": str(results_file)}
-        code = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES], cwd=ROOT, env=env, check=False
-        ).returncode
+        code = run_pytest(SUITES, results_file)
         lines = results_file.read_text().splitlines() if results_file.exists() else []
     results = [json.loads(line) for line in lines]
     version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=False).stdout.strip()
@@ -271,4 +368,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

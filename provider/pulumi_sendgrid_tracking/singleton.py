@@ -553,7 +553,10 @@ class SettingProvider(_SendGridProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """One PATCH of the managed fields that differ from what SendGrid last answered; none otherwise.
 
-        A field that becomes managed takes as its original the value SendGrid last answered.
+        A field that becomes managed takes as its original the value SendGrid last answered. If the
+        PATCH fails, the setting is re-read, as in create: a change that landed is an update that
+        succeeded (a failed update leaves the state as it was, and a program reverted to it would then
+        preview "no changes" while SendGrid holds the new value); otherwise the error is raised.
         """
         managed = self.managed(news)
         kept = set(self.recorded_managed(olds))
@@ -561,9 +564,8 @@ class SettingProvider(_SendGridProvider):
         originals = {name: (olds.get(original_key(name)) if name in kept else live.get(name)) for name in managed}
         body = {name: news[name] for name in managed if not same(live.get(name), news[name])}
         if body:
-            live = self._client(news["region"]).update(
-                self.setting.path, body, news.get("on_behalf_of"), validate=self.setting.parse
-            )
+            before = {name: live.get(name) for name in managed}
+            live = self._patch_or_explain(news["region"], news.get("on_behalf_of"), body, before=before)
         return UpdateResult(self._outputs(news, live, originals, managed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -586,7 +588,7 @@ class SettingProvider(_SendGridProvider):
     def _patch_or_explain(
         self, region: str, on_behalf_of: str | None, body: dict[str, Any], *, before: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """PATCH; if the answer was lost, re-read so create stays all-or-nothing."""
+        """PATCH; if the answer was lost, re-read so create and update stay all-or-nothing."""
         client = self._client(region)
         try:
             return client.update(self.setting.path, body, on_behalf_of, validate=self.setting.parse)
