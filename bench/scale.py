@@ -147,7 +147,7 @@ def shard_projects(
             (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet, sort_keys=False))
             config: dict[str, Any] = {f"{PROJECT}:fleetFile": "fleet.yaml"}
             if native:
-                config[f"{PROJECT}:shard"] = f"{index}/{shards}"
+                config[f"{PROJECT}:shard"] = f"{index + 1}/{shards}"  # 1-based
             _write_config(project, config)
         projects.append(project)
     return projects
