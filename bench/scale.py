@@ -15,6 +15,7 @@ Every size and count is an environment variable (see `Knobs`), so a quick run is
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -32,6 +33,8 @@ import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
+
+RESULTS = ROOT / "bench" / "results"
 
 KEY = "SG.bench-key"
 LATENCY = 0.05
@@ -384,19 +387,31 @@ def fit_exponent(points: list[tuple[float, float]]) -> float | None:
 
 
 def scale() -> dict[str, Any]:
-    sizes = _ints("BENCH_SCALE_SIZES", "100,1000,2500,10000")
-    unsharded_max = _int("BENCH_SCALE_UNSHARDED_MAX", 1000)
-    per_shard = _int("BENCH_SCALE_SHARD_SIZE", 250)
+    """The four operations at each size, unsharded up to BENCH_SCALE_UNSHARDED_MAX, sharded above one shard.
+
+    BENCH_SCALE_BUDGET (seconds, 0 = none): no run starts once the section has taken that long; the
+    runs left out are listed. Each run is written to bench/results/scale.partial.json as it ends.
+    """
+    sizes = _ints("BENCH_SCALE_SIZES", "100,250,1000,2500,10000")
+    unsharded_max = _int("BENCH_SCALE_UNSHARDED_MAX", 250)
+    per_shard = _int("BENCH_SCALE_SHARD_SIZE", 125)
     parallel = _int("BENCH_SCALE_PARALLEL", 4)
+    budget = _int("BENCH_SCALE_BUDGET", 0)
     variants = [v for v in os.environ.get("BENCH_SCALE_VARIANTS", "ours,null").split(",") if v]
-    runs = []
+    started = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     for n in sizes:
         shards = max(1, math.ceil(n / per_shard))
-        for variant in variants:
-            if n <= unsharded_max:
-                runs.append({"mode": "unsharded", **lifecycle(variant, n, 1, 1)})
-            if shards > 1:
-                runs.append({"mode": "sharded", **lifecycle(variant, n, shards, parallel)})
+        plan = [("unsharded", 1)] if n <= unsharded_max else []
+        plan += [("sharded", shards)] if shards > 1 else []
+        for mode, count in plan:
+            for variant in variants:
+                if budget and time.monotonic() - started > budget:
+                    skipped.append({"mode": mode, "variant": variant, "n": n, "shards": count, "reason": "time budget"})
+                    continue
+                runs.append({"mode": mode, **lifecycle(variant, n, count, parallel if count > 1 else 1)})
+                (RESULTS / "scale.partial.json").write_text(json.dumps(runs, indent=1))
     curves: list[dict[str, Any]] = []
     for mode in ("unsharded", "sharded"):
         for variant in variants:
@@ -436,6 +451,9 @@ def scale() -> dict[str, Any]:
         "runs": runs,
         "curves": curves,
         "extrapolated": extrapolated,
+        "skipped": skipped,
+        "budget_s": budget,
+        "section_s": time.monotonic() - started,
         "cores": os.cpu_count(),
     }
 
