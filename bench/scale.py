@@ -397,6 +397,7 @@ def scale() -> dict[str, Any]:
     per_shard = _int("BENCH_SCALE_SHARD_SIZE", 125)
     parallel = _int("BENCH_SCALE_PARALLEL", 4)
     budget = _int("BENCH_SCALE_BUDGET", 0)
+    sharded_min = _int("BENCH_SCALE_SHARDED_MIN", 0)  # no sharded run below this N
     variants = [v for v in os.environ.get("BENCH_SCALE_VARIANTS", "ours,null").split(",") if v]
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
@@ -404,7 +405,7 @@ def scale() -> dict[str, Any]:
     for n in sizes:
         shards = max(1, math.ceil(n / per_shard))
         plan = [("unsharded", 1)] if n <= unsharded_max else []
-        plan += [("sharded", shards)] if shards > 1 else []
+        plan += [("sharded", shards)] if shards > 1 and n >= sharded_min else []
         for mode, count in plan:
             for variant in variants:
                 if budget and time.monotonic() - started > budget:
