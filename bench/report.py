@@ -161,8 +161,9 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
     if missed:
         out += [
             "  Where it is missed, the whole-run difference is dominated by fixed start-up costs the floor leaves",
-            "  out: the provider process and the program import `requests`/`urllib3` (about 50 ms each, against",
-            "  the null provider's bare `pulumi`), and the engine's run-to-run noise (±0.2 s). The HTTP work",
+            "  out: this package's imports in the program and provider processes (section 6 shows what is left",
+            "  of them since `requests` is imported at the first request), and the engine's run-to-run noise",
+            "  (±0.2 s). The HTTP work",
             f"  measured directly is within 1.25x of the floor at N = {', '.join(map(str, api_within)) or 'none'}.",
         ]
     if beats:
