@@ -9,7 +9,10 @@
   against the floor (requests needed / allowed rate), counting 429s and errors from the emulator's log.
 
 Every size and count is an environment variable (see `Knobs`), so a quick run is possible:
-`BENCH_SCALE_SIZES=40,200 BENCH_LIMIT_N=200 python -m bench small_fleet scale against_limit`.
+`BENCH_SCALE_SIZES=40,200 BENCH_SCALE_SHARDED_MIN=200 BENCH_SCALE_SHARD_SIZE=50 BENCH_LIMIT_N=400
+BENCH_LIMIT_RATE=10 BENCH_SMALL_REPEATS=3 python -m bench small_fleet scale against_limit` takes a few
+minutes. At the defaults, `against_limit` takes about 20 minutes (its floor is 1,000 s) and `scale` stops
+starting runs after BENCH_SCALE_BUDGET seconds.
 """
 
 from __future__ import annotations
@@ -389,15 +392,15 @@ def fit_exponent(points: list[tuple[float, float]]) -> float | None:
 def scale() -> dict[str, Any]:
     """The four operations at each size, unsharded up to BENCH_SCALE_UNSHARDED_MAX, sharded above one shard.
 
-    BENCH_SCALE_BUDGET (seconds, 0 = none): no run starts once the section has taken that long; the
+    BENCH_SCALE_BUDGET (seconds, default 1200, 0 = none): no run starts once the section has taken that long; the
     runs left out are listed. Each run is written to bench/results/scale.partial.json as it ends.
     """
     sizes = _ints("BENCH_SCALE_SIZES", "100,250,1000,2500,10000")
     unsharded_max = _int("BENCH_SCALE_UNSHARDED_MAX", 250)
     per_shard = _int("BENCH_SCALE_SHARD_SIZE", 125)
     parallel = _int("BENCH_SCALE_PARALLEL", 4)
-    budget = _int("BENCH_SCALE_BUDGET", 0)
-    sharded_min = _int("BENCH_SCALE_SHARDED_MIN", 0)  # no sharded run below this N
+    budget = _int("BENCH_SCALE_BUDGET", 1200)
+    sharded_min = _int("BENCH_SCALE_SHARDED_MIN", 1000)  # no sharded run below this N
     variants = [v for v in os.environ.get("BENCH_SCALE_VARIANTS", "ours,null").split(",") if v]
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
@@ -472,9 +475,9 @@ def against_limit() -> dict[str, Any]:
     leaves room for the one request a pacer may add at a window's edge.
     """
     n = _int("BENCH_LIMIT_N", 10000)
-    rate = _int("BENCH_LIMIT_RATE", 30)
+    rate = _int("BENCH_LIMIT_RATE", 20)
     window = float(os.environ.get("BENCH_LIMIT_WINDOW", "60"))
-    per_shard = _int("BENCH_LIMIT_SHARD_SIZE", 150)
+    per_shard = _int("BENCH_LIMIT_SHARD_SIZE", 125)
     parallel = _int("BENCH_LIMIT_PARALLEL", 4)
     headroom = float(os.environ.get("BENCH_LIMIT_HEADROOM", "0.98"))
     shards = max(1, math.ceil(n / per_shard))
