@@ -314,7 +314,8 @@ def _small_fleet(sf: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "host (`tools/engine/language_host.py`, used where the Go host cannot be built) loads its three",
         "protocol modules without running `pulumi/__init__.py` (the whole SDK): a few hundred ms off every",
         "`pulumi` command, for this program and the null provider alike. What remains of `ours − null` is the",
-        "adoption record (a second resource) and this package's own modules (about 20 ms per process).",
+        "adoption record (a second resource) and this package's own modules: about 22 ms per process by",
+        "`-X importtime` (the wall-time rows above carry a few tens of ms of noise on this loaded machine).",
         "",
         _load(machine, *sf["loadavg"]),
     ]
@@ -333,7 +334,7 @@ def _scale(sc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         f"stacks of about {sc['per_shard']} setting resources, {sc['parallel']} at a time, each with its own state and",
         "provider process ("
         + ("`sendgrid-click-tracking:shard`" if sc["native_shards"] else "a slice of the fleet file per stack")
-        + f"). Unsharded runs stop at N = {sc['unsharded_max']}.",
+        + f"). Unsharded runs stop at N = {sc['unsharded_max']}. N is rounded up to whole accounts (250 → 252).",
         "",
         "![scale](bench/results/scale.png)",
         "",
@@ -387,7 +388,11 @@ def _scale(sc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         ]
         out += _table(
             ["variant", "operation", "N", "seconds (extrapolated)"],
-            [[e["variant"], e["operation"], e["n"], f"{e['seconds']:.0f}"] for e in sc["extrapolated"]],
+            [
+                [e["variant"], e["operation"], e["n"], f"{e['seconds']:.0f}"]
+                for e in sc["extrapolated"]
+                if e["operation"] in ("up (create)", "destroy")  # the operations that write checkpoints
+            ],
         )
     if sc.get("skipped"):
         left = ", ".join(f"{r['mode']} {r['variant']} N = {r['n']:,}" for r in sc["skipped"])
