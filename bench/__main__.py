@@ -33,6 +33,7 @@ from pulumi_sendgrid_tracking.tracking import SETTINGS
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM
+from .scale import against_limit, plot_scale, scale, small_fleet
 
 KEY = "SG.bench-key"
 RESULTS = ROOT / "bench" / "results"
@@ -396,6 +397,9 @@ def machine() -> dict[str, Any]:
         "pulumi": version,
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
     }
 
 
@@ -429,6 +433,9 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "handler_overhead": handler_overhead,
     "rate_limit": rate_limit,
     "time_against_n": time_against_n,
+    "small_fleet": small_fleet,
+    "scale": scale,
+    "against_limit": against_limit,
 }
 
 
@@ -449,10 +456,15 @@ def main(argv: list[str]) -> int:
     sections: dict[str, dict[str, Any]] = {}
     for name in selected(argv):
         log(f"running {name}")
-        sections[name] = {"machine": this_run, name: SECTIONS[name]()}
+        sections[name] = {
+            "machine": {**this_run, "loadavg_at_start": [round(v, 2) for v in os.getloadavg()]},
+            name: SECTIONS[name](),
+        }
         (RESULTS / f"{name}.json").write_text(json.dumps(sections[name], indent=2, sort_keys=True))
     if "time_against_n" in sections:
         plot(sections["time_against_n"]["time_against_n"])
+    if "scale" in sections:
+        plot_scale(sections["scale"]["scale"], RESULTS / "scale.png")
     for name in SECTIONS:
         path = RESULTS / f"{name}.json"
         if name not in sections and path.exists():

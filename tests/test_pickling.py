@@ -70,3 +70,37 @@ def test_bytes_identical_across_runs_even_with_a_key_in_the_environment() -> Non
 def test_loads_in_a_fresh_process() -> None:
     out = run_python(LOAD, stdin=run_python(SERIALIZE))
     assert out == "{'enabled': True, 'on_delete': 'restore', 'on_behalf_of': None, 'region': 'global'}"
+
+
+# What a process imports before it sends anything: a one-account preview starts two of them (the
+# program and the provider server), and each module imported here is paid at every `pulumi preview`.
+PROGRAM_IMPORTS = """
+import sys
+import pulumi, pulumi.dynamic
+import pulumi_sendgrid_tracking, pulumi_sendgrid_tracking.fleet, pulumi_sendgrid_tracking.stack_config
+print(sorted(m for m in ("requests", "urllib3", "werkzeug", "pulumi_sendgrid_tracking.client",
+                         "pulumi_sendgrid_tracking.emulator") if m in sys.modules))
+"""
+
+PROVIDER_FIRST_REQUEST = """
+import base64, sys, dill
+provider = dill.loads(base64.b64decode(sys.stdin.read()))
+before = "requests" in sys.modules
+provider._client("global")  # the first request builds the client
+print(before, "requests" in sys.modules)
+"""
+
+
+def test_the_program_imports_no_http_client_and_no_emulator() -> None:
+    # The program never sends a request: requests/urllib3 (the slowest imports of the package) wait
+    # for the provider's first request, and the emulator is for tests and demos only.
+    assert run_python(PROGRAM_IMPORTS) == "[]"
+
+
+def test_the_provider_imports_the_http_client_at_its_first_request_only() -> None:
+    out = run_python(
+        PROVIDER_FIRST_REQUEST,
+        stdin=run_python(SERIALIZE),
+        env={"SENDGRID_API_KEY": TEST_KEY, "SENDGRID_BASE_URL": "http://127.0.0.1:1"},
+    )
+    assert out == "False True"

@@ -23,10 +23,9 @@ import base64
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import (
@@ -41,7 +40,6 @@ from pulumi.dynamic import (
 )
 
 from . import config as config_mod
-from .client import SendGridClient
 from .errors import (
     AccountGoneError,
     ConfigurationError,
@@ -60,6 +58,11 @@ from .inputs import (
     resource_id,
 )
 from .tracking import SETTINGS, TrackingSetting
+
+if TYPE_CHECKING:
+    # Imported when the first request is sent (`_client`): requests and urllib3 take longer to import than
+    # the rest of the package, and neither the program nor a preview's provider sends a request.
+    from .client import SendGridClient
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +188,8 @@ class _SendGridProvider(ResourceProvider):
         with self._lock:
             client = self._clients.get(cache_key)
             if client is None:
+                from .client import SendGridClient  # noqa: PLC0415 - see the TYPE_CHECKING import
+
                 client = SendGridClient(
                     resolved.api_key,
                     base_url,
@@ -329,7 +334,7 @@ class AdoptionLogic(_SendGridProvider):
         setting = SETTINGS[props["setting"]]
         region, on_behalf_of = props["region"], props.get("on_behalf_of")
         observed = self._get(setting, region, on_behalf_of, exists=False)
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()  # as random as uuid4, without importing uuid
         RUN.adopted(token, observed)
         outs = {
             "setting": setting.name,

@@ -28,7 +28,49 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format
-from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+
+def _load_protos() -> tuple[Any, Any, Any]:
+    """language_pb2, language_pb2_grpc and plugin_pb2, without running `pulumi/__init__.py`.
+
+    `from pulumi.runtime.proto import ...` first imports the whole SDK (automation API, runtime,
+    every stub: about 0.3 s of CPU, paid by every `pulumi` command before the program starts), and
+    this host needs three generated modules that import only protobuf, grpc and each other
+    (relative imports). So `pulumi`, `pulumi.runtime` and `pulumi.runtime.proto` are stood in for by
+    bare packages with the same search path while those three load, then removed again. If anything
+    about that layout differs (another SDK release), the plain import is used.
+    """
+    import importlib  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    names = ("pulumi", "pulumi.runtime", "pulumi.runtime.proto")
+    spec = None if names[0] in sys.modules else importlib.util.find_spec(names[0])
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for name, path in zip(names, (root, root / "runtime", root / "runtime" / "proto"), strict=True):
+            stand_in = types.ModuleType(name)
+            stand_in.__path__ = [str(path)]
+            sys.modules[name] = stand_in
+        try:
+            return tuple(  # type: ignore[return-value]
+                importlib.import_module(f"pulumi.runtime.proto.{m}")
+                for m in ("language_pb2", "language_pb2_grpc", "plugin_pb2")
+            )
+        except ImportError:
+            pass
+        finally:
+            for name in [m for m in sys.modules if m == "pulumi" or m.startswith("pulumi.")]:
+                del sys.modules[name]
+    from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2  # noqa: PLC0415
+
+    return language_pb2, language_pb2_grpc, plugin_pb2
+
+
+if TYPE_CHECKING:
+    from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+else:
+    language_pb2, language_pb2_grpc, plugin_pb2 = _load_protos()
 
 if TYPE_CHECKING:  # mypy sees the checkout; at run time both files sit side by side in the engine's bin
     from tools.engine.plugin_guard import EngineWatch, Wakeup, become_subreaper, stop_descendants
