@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from typing import NoReturn
 
 from . import commands
-from .common import EXIT_ERROR, PipelineError, environment, project_name, project_path, stack_name
-from .messages import error
+from .common import (
+    EXIT_ERROR,
+    PipelineError,
+    environment,
+    failure,
+    guess_option,
+    project_name,
+    project_path,
+    stack_name,
+)
 from .output import FORMATS, Output, emit, payload
 
 COMMANDS = {"preview": commands.preview, "deploy": commands.deploy, "drift-check": commands.drift_check}
@@ -54,46 +61,22 @@ def _parser() -> _Parser:
     return parser
 
 
-def _guess(argv: list[str], option: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    """An option's value read before parsing, for the output of a run whose arguments are bad."""
-    for index, arg in enumerate(argv):
-        found = arg.split("=", 1)[1] if arg.startswith(f"{option}=") else None
-        if arg == option and index + 1 < len(argv):
-            found = argv[index + 1]
-        if found is not None and (allowed is None or found in allowed):
-            return found
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
-    output_format = _guess(argv, "--format", FORMATS) or "json"
-    markdown_file = _guess(argv, "--markdown-file")
-    stack = _guess(argv, "--stack")
-    project = project_name(project_path(_guess(argv, "--project-dir")))
+    output_format = guess_option(argv, "--format", FORMATS) or "json"
+    markdown_file = guess_option(argv, "--markdown-file")
+    stack = guess_option(argv, "--stack")
+    project = project_name(project_path(guess_option(argv, "--project-dir")))
     mode = "emulator" if "--emulator" in argv else "sendgrid"
     try:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
         with environment(args.stack, args.project_dir, emulator=args.emulator) as run:
             return COMMANDS[args.command](run, Output(args.format, args.markdown_file))
-    except PipelineError as exc:
-        failure = error(exc.kind, exc.message, exc.hint)
+    except Exception as exc:  # a bad input or a bug here: either way the documented output, not a traceback
         emit(
-            payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]),
-            Output(output_format, markdown_file),
-        )
-        return EXIT_ERROR
-    except Exception as exc:  # a bug here must still end in the documented output, not a traceback
-        failure = error(
-            "internal",
-            f"the pipeline itself failed: {exc.__class__.__name__}: {exc}",
-            "this is a bug in pipelines/; report it with this output (the traceback is in `details`)",
-            details=traceback.format_exc().splitlines()[-20:],
-        )
-        emit(
-            payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure]),
+            payload(command, stack, mode, exit_code=EXIT_ERROR, project=project, errors=[failure(exc)]),
             Output(output_format, markdown_file),
         )
         return EXIT_ERROR

@@ -18,7 +18,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from .backend import stack_lookup_failed
+from .messages import error
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
@@ -46,6 +48,30 @@ class PipelineError(Exception):
         self.message = message
         self.hint = hint
         self.kind = kind
+
+
+def failure(exc: Exception) -> dict[str, Any]:
+    """The output's error for an exception that ended a script: a PipelineError as it says, anything else as a
+    bug in pipelines/ with the traceback in `details` (call it inside the `except`)."""
+    if isinstance(exc, PipelineError):
+        return error(exc.kind, exc.message, exc.hint)
+    return error(
+        "internal",
+        f"the pipeline itself failed: {exc.__class__.__name__}: {exc}",
+        "this is a bug in pipelines/; report it with this output (the traceback is in `details`)",
+        details=traceback.format_exc().splitlines()[-20:],
+    )
+
+
+def guess_option(argv: Sequence[str], option: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    """An option's value read before parsing, for the output of a run whose arguments are bad."""
+    for index, arg in enumerate(argv):
+        found = arg.split("=", 1)[1] if arg.startswith(f"{option}=") else None
+        if arg == option and index + 1 < len(argv):
+            found = argv[index + 1]
+        if found is not None and (allowed is None or found in allowed):
+            return found
+    return None
 
 
 @dataclass

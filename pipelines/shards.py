@@ -29,8 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,8 @@ from .common import (
     ROOT,
     PipelineError,
     _with_engine_on_path,
+    failure,
+    guess_option,
     project_name,
     project_path,
     stack_name,
@@ -559,9 +560,9 @@ def _output_command(command: str | None) -> str | None:
 def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shards) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if a in COMMANDS), None)
-    output = Output(_flag(argv, "--format", FORMATS) or "json", _flag(argv, "--markdown-file"))
-    stack = _flag(argv, "--stack") or os.environ.get("PULUMI_STACK") or "dev"
-    project = project_name(project_path(_flag(argv, "--project-dir")))
+    output = Output(guess_option(argv, "--format", FORMATS) or "json", guess_option(argv, "--markdown-file"))
+    stack = guess_option(argv, "--stack") or os.environ.get("PULUMI_STACK") or "dev"
+    project = project_name(project_path(guess_option(argv, "--project-dir")))
     try:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
@@ -569,26 +570,10 @@ def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shar
         fleet = Fleet(project_path(args.project_dir), stack, args.shards, env)
         output = Output(args.format, args.markdown_file)
         return _main(fleet, args.command, args.jobs or args.shards, output, project, runner)
-    except PipelineError as exc:
-        failure = error(exc.kind, exc.message, exc.hint)
+    except Exception as exc:  # a bad input or a bug here: either way the documented output
+        errors = [failure(exc)]
         emit(
-            payload(
-                _output_command(command), stack, "sendgrid", exit_code=EXIT_ERROR, project=project, errors=[failure]
-            ),
-            output,
-        )
-        return EXIT_ERROR
-    except Exception as exc:  # a bug here must still end in the documented output
-        failure = error(
-            "internal",
-            f"the pipeline itself failed: {exc.__class__.__name__}: {exc}",
-            "this is a bug in pipelines/; report it with this output (the traceback is in `details`)",
-            details=traceback.format_exc().splitlines()[-20:],
-        )
-        emit(
-            payload(
-                _output_command(command), stack, "sendgrid", exit_code=EXIT_ERROR, project=project, errors=[failure]
-            ),
+            payload(_output_command(command), stack, "sendgrid", exit_code=EXIT_ERROR, project=project, errors=errors),
             output,
         )
         return EXIT_ERROR
@@ -634,17 +619,6 @@ def _main(
             out["ok"], out["exit_code"] = False, EXIT_ERROR
     emit(out, output)
     return int(out["exit_code"])
-
-
-def _flag(argv: Iterable[str], option: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    argv = list(argv)
-    for index, arg in enumerate(argv):
-        found = arg.split("=", 1)[1] if arg.startswith(f"{option}=") else None
-        if arg == option and index + 1 < len(argv):
-            found = argv[index + 1]
-        if found is not None and (allowed is None or found in allowed):
-            return found
-    return None
 
 
 if __name__ == "__main__":
