@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 from . import commands
 from .common import (
     EXIT_ERROR,
-    PipelineError,
+    ArgumentParser,
     environment,
     failure,
     guess_option,
@@ -27,16 +26,8 @@ from .output import FORMATS, Output, emit, payload
 COMMANDS = {"preview": commands.preview, "deploy": commands.deploy, "drift-check": commands.drift_check}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is a PipelineError (exit 1 and the JSON output), not exit 2 and usage text."""
-
-    def error(self, message: str) -> NoReturn:
-        usage = " ".join(self.format_usage().split()[1:])
-        raise PipelineError(f"bad arguments: {message}", f"usage: {usage}", kind="arguments")
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog="pipelines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="pipelines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("--stack", help="stack name (default: $PULUMI_STACK, else dev)")
     parser.add_argument("--project-dir", help="the Pulumi project (default: this repository)")

@@ -14,6 +14,7 @@ Output: see output.py and output.schema.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -48,6 +49,14 @@ class PipelineError(Exception):
         self.message = message
         self.hint = hint
         self.kind = kind
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a mistake is a PipelineError (exit 1 and the JSON output), not exit 2 and usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = " ".join(self.format_usage().split()[1:])
+        raise PipelineError(f"bad arguments: {message}", f"usage: {usage}", kind="arguments")
 
 
 def failure(exc: Exception) -> dict[str, Any]:

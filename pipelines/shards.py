@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pulumi_sendgrid_tracking.fleet import SHARD
 from pulumi_sendgrid_tracking.shards import MAX_SHARDS, Shard, ShardConfigError, account_key, parse_shard, shard_of
@@ -43,6 +43,7 @@ from .common import (
     EXIT_ERROR,
     EXIT_OK,
     ROOT,
+    ArgumentParser,
     PipelineError,
     _with_engine_on_path,
     failure,
@@ -235,6 +236,10 @@ class Fleet:
     def view(self, name: str) -> StackView:
         got = self.pulumi("config", "get", f"sendgrid-click-tracking:{SHARD}", "--stack", name)
         configured = got.stdout.strip() if got.returncode == 0 else None
+        return view_of(name, configured, self.export(name))
+
+    def export(self, name: str) -> dict[str, Any]:
+        """`pulumi stack export` of one stack."""
         exported = self.pulumi("stack", "export", "--stack", name)
         if exported.returncode != 0:
             raise PipelineError(
@@ -242,7 +247,7 @@ class Fleet:
                 None,
                 kind="backend",
             )
-        return view_of(name, configured, json.loads(exported.stdout or "{}"))
+        return dict(json.loads(exported.stdout or "{}"))
 
     def check(self) -> tuple[list[dict[str, Any]], int]:
         """(problems, account settings checked) of every shard stack and the base stack."""
@@ -418,10 +423,7 @@ class _Mover:
         self.fleet = fleet
 
     def export(self, stack: str) -> dict[str, Any]:
-        exported = self.fleet.pulumi("stack", "export", "--stack", stack)
-        if exported.returncode != 0:
-            raise PipelineError(f"could not read the state of {stack}: {exported.stderr.strip()}", None, kind="backend")
-        return dict(json.loads(exported.stdout or "{}"))
+        return self.fleet.export(stack)
 
     def write(self, stack: str, export: Mapping[str, Any]) -> None:
         # A private file (mode 0600), removed at once: a state holds every resource's inputs.
@@ -528,12 +530,6 @@ def reshard(fleet: Fleet) -> list[str]:
 # -- the command line ----------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        usage = " ".join(self.format_usage().split()[1:])
-        raise PipelineError(f"bad arguments: {message}", f"usage: {usage}", kind="arguments")
-
-
 def _count(text: str) -> int:
     try:
         return parse_shard(f"1/{text}", "--shards").count
@@ -541,8 +537,10 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: a number of shards from 1 to {MAX_SHARDS}") from exc
 
 
-def _parser() -> _Parser:
-    parser = _Parser(prog="pipelines/shards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="pipelines/shards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("--stack", help="the fleet's stack; its shards are <stack>-shard-<i>-of-<n> (default: dev)")
     parser.add_argument("--shards", type=_count, required=True, help="how many shard stacks")
