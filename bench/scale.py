@@ -17,7 +17,6 @@ starting runs after BENCH_SCALE_BUDGET seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -67,19 +66,6 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def sharding_available() -> bool:
-    """Whether the program takes `sendgrid-click-tracking:shard` (the shards branch); else slices of the fleet file."""
-    return importlib.util.find_spec("pulumi_sendgrid_tracking.shards") is not None
-
-
-def pacing_available() -> bool:
-    from pulumi_sendgrid_tracking import config
-
-    return "max_requests_per_second" in getattr(config, "SOURCES", {}) or hasattr(
-        config.Settings, "max_requests_per_second"
-    )
-
-
 # -- projects -------------------------------------------------------------------------------------------
 
 NULL_PAIRS_PROGRAM = """
@@ -126,8 +112,8 @@ def shard_projects(
 ) -> list[PulumiProject]:
     """One project (own directory, stack, state file, provider process) per shard of `accounts` accounts.
 
-    Ours: the fleet file (every account, four settings each) with `sendgrid-click-tracking:shard` when
-    the program has it, else a fleet file of the shard's own slice. Null: the slice in config.
+    Ours: the fleet file (every account, four settings each) with `sendgrid-click-tracking:shard`.
+    Null: the shard's slice of the accounts in config.
     """
     bin_dir = engine_bin()
     if bin_dir is None:
@@ -147,12 +133,10 @@ def shard_projects(
                 {f"{PROJECT}:accounts": names[index::shards], f"{PROJECT}:settings": list(NULL_SETTINGS)},
             )
         else:
-            native = shards > 1 and sharding_available()
-            mine = names if native or shards == 1 else names[index::shards]
-            fleet = {"defaults": DESIRED, "subusers": [{"username": n} for n in mine]}
+            fleet = {"defaults": DESIRED, "subusers": [{"username": n} for n in names]}
             (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet, sort_keys=False))
             config: dict[str, Any] = {f"{PROJECT}:fleetFile": "fleet.yaml"}
-            if native:
+            if shards > 1:
                 config[f"{PROJECT}:shard"] = f"{index + 1}/{shards}"  # 1-based
             _write_config(project, config)
         projects.append(project)
@@ -451,7 +435,7 @@ def scale() -> dict[str, Any]:
         "per_shard": per_shard,
         "parallel": parallel,
         "unsharded_max": unsharded_max,
-        "native_shards": sharding_available(),
+        "native_shards": True,
         "runs": runs,
         "curves": curves,
         "extrapolated": extrapolated,
@@ -482,7 +466,7 @@ def against_limit() -> dict[str, Any]:
     headroom = float(os.environ.get("BENCH_LIMIT_HEADROOM", "0.98"))
     shards = max(1, math.ceil(n / per_shard))
     share = rate * headroom / parallel
-    env = {"SENDGRID_MAX_REQUESTS_PER_SECOND": f"{share:.3f}"} if pacing_available() else {}
+    env = {"SENDGRID_MAX_REQUESTS_PER_SECOND": f"{share:.3f}"}
     needed = 2 * n  # the adoption record's GET and the setting's PATCH (all four differ from the defaults)
     floor = needed / rate
     log(f"against the limit: N={n}, {shards} shards, {parallel} at once, {rate}/s, floor {floor:.0f} s")
@@ -499,8 +483,8 @@ def against_limit() -> dict[str, Any]:
         "per_shard": per_shard,
         "parallel": parallel,
         "headroom": headroom,
-        "pacing_per_process": share if env else None,
-        "native_shards": sharding_available(),
+        "pacing_per_process": share,
+        "native_shards": True,
         "requests_needed": needed,
         "floor_s": floor,
         "wall_s": create["wall"],
