@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-PULUMI_VERSION := $(shell sed -n 's/^pulumi==//p' requirements.txt)
+# The engine (CLI) release: tools/engine/version.txt; the Python SDK's pin is in requirements.txt.
+PULUMI_VERSION := $(shell cat tools/engine/version.txt)
 # A pulumi of the pinned version already on PATH (the official installer's) is used as it is;
 # otherwise `make engine` builds one from Go modules into a cache outside the checkout.
 SYSTEM_PULUMI := $(shell p=$$(command -v pulumi 2>/dev/null) && [ "$$($$p version 2>/dev/null)" = "v$(PULUMI_VERSION)" ] && dirname "$$p")

@@ -133,12 +133,8 @@ def events_of(stdout: str) -> list[dict[str, Any]]:
 
 
 def pinned_version() -> str:
-    """The Pulumi release this repository pins (requirements.txt), e.g. `3.260.0`."""
-    return next(
-        line.split("==", 1)[1].split("#", 1)[0].strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.startswith("pulumi==")
-    )
+    """The Pulumi engine release this repository pins (tools/engine/version.txt), e.g. `3.277.0`."""
+    return (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
 
 
 def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:

@@ -27,11 +27,7 @@ DEFAULT_KEY = "SG.test-key"
 
 def engine_bin() -> Path | None:
     """Where `pulumi` and its plugins are: PULUMI_ENGINE_BIN (set by make), else the default cache."""
-    version = next(
-        line.split("==")[1].strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.startswith("pulumi==")
-    )
+    version = (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
     candidates = [os.environ.get("PULUMI_ENGINE_BIN", "")]
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     candidates.append(f"{cache}/sendgrid-click-tracking/pulumi-v{version}/bin")

@@ -8,8 +8,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-version=$(sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' "$repo/requirements.txt")
-[ -n "$version" ] || { echo "build.sh: no pulumi==X.Y.Z pin in requirements.txt" >&2; exit 1; }
+version=$(tr -d '[:space:]' < "$repo/tools/engine/version.txt")
+[ -n "$version" ] || { echo "build.sh: no release in tools/engine/version.txt" >&2; exit 1; }
 cache=${1:-${PULUMI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendgrid-click-tracking/pulumi-v$version}}
 bin="$cache/bin"
 stamp="$bin/.complete"

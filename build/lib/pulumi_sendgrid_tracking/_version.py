@@ -1,3 +1,0 @@
-"""The package version, sent in the User-Agent."""
-
-__version__ = "0.2.0"
