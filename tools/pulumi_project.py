@@ -138,10 +138,13 @@ class PulumiProject:
         return dict(json.loads(self.run("stack", "export", *extra).stdout))
 
     def resources(self) -> dict[str, dict[str, Any]]:
-        """URN name → outputs, from the exported state."""
+        """The program's resource name → outputs of the ClickTracking resources, from the exported state.
+
+        The engine names them by account (`global/alice`); the program's name is their `name` output.
+        """
         deployment = self.export()["deployment"]
         return {
-            r["urn"].rsplit("::", 1)[1]: r.get("outputs", {})
+            (r.get("outputs", {}).get("name") or r["urn"].rsplit("::", 1)[1]): r.get("outputs", {})
             for r in deployment.get("resources", [])
             if r["type"].endswith("ClickTracking")
         }

@@ -12,12 +12,12 @@ from .providers import (
     ClickTrackingProvider,
     GoogleAnalyticsProvider,
     OpenTrackingProvider,
+    OriginalsProvider,
     SubscriptionTrackingProvider,
 )
-from .resources import Adoption, ClickTracking, GoogleAnalytics, OpenTracking, SubscriptionTracking
+from .resources import ClickTracking, GoogleAnalytics, OpenTracking, Originals, SubscriptionTracking
 
 __all__ = [
-    "Adoption",
     "AdoptionProvider",
     "ClickTracking",
     "ClickTrackingProvider",
@@ -25,6 +25,8 @@ __all__ = [
     "GoogleAnalyticsProvider",
     "OpenTracking",
     "OpenTrackingProvider",
+    "Originals",
+    "OriginalsProvider",
     "SendGridError",
     "SubscriptionTracking",
     "SubscriptionTrackingProvider",

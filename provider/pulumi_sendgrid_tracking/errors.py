@@ -154,9 +154,9 @@ class AccountGoneError(PermissionDeniedError):
     The account was most likely deleted in SendGrid (or the key's account is not its parent).
     """
 
-    def __init__(self, denied: PermissionDeniedError, resource_id: str, record: str) -> None:
+    def __init__(self, denied: PermissionDeniedError, resource_id: str, resource_type: str) -> None:
         self.resource_id = resource_id
-        self.record = record
+        self.resource_type = resource_type
         super().__init__(
             denied.status,
             denied.method,
@@ -167,12 +167,12 @@ class AccountGoneError(PermissionDeniedError):
             hint=(
                 f"{denied.on_behalf_of!r} seems to be gone: SendGrid refuses it while the same key reads the parent "
                 "account, so it was probably deleted (or belongs to another parent). Two ways out, both through "
-                f"its adoption record {record!r} (`pulumi stack --show-urns` lists its URN): "
+                f"its {resource_type} resource {resource_id!r} (`pulumi stack --show-urns` lists its URN): "
                 "(1) set on_delete to 'keep' for it (fleet: `onDelete: keep`) and run `pulumi up --target <urn>`: "
-                "only the record takes the new mode and nothing is sent; then remove it from the program and run "
+                "only the resource takes the new mode and nothing is sent; then remove it from the program and run "
                 "`pulumi up` (or run `pulumi destroy`): nothing is sent to the gone account; or "
-                "(2) `pulumi state delete <urn> --target-dependents`: the record and the resource with ID "
-                f"{resource_id!r} leave the state without touching SendGrid; then remove it from the program"
+                "(2) `pulumi state delete <urn>`: the resource leaves the state without touching SendGrid; then "
+                "remove it from the program"
             ),
         )
 

@@ -21,12 +21,12 @@ __all__ = [
     "MAX_ON_BEHALF_OF_LENGTH",
     "ON_DELETE_MODES",
     "REGIONS",
-    "adoption_name",
     "describe_account",
     "on_behalf_of_problem",
     "on_delete_problem",
     "region_problem",
     "resource_id",
+    "setting_key",
 ]
 
 
@@ -35,8 +35,9 @@ def resource_id(region: str, on_behalf_of: str | None) -> str:
     return f"{region}/{on_behalf_of}" if on_behalf_of else region
 
 
-def adoption_name(setting: str, region: str, on_behalf_of: str | None) -> str:
-    """The adoption record's resource name: `click/global`, `open/eu/alice`. Unique per account and setting."""
+def setting_key(setting: str, region: str, on_behalf_of: str | None) -> str:
+    """One account's setting, everywhere a stack names it: `click/global`, `open/eu/alice` (the ledger's keys,
+    the reports, and the names of 0.2.0's adoption records)."""
     return f"{setting}/{resource_id(region, on_behalf_of)}"
 
 

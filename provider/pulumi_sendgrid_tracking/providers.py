@@ -12,7 +12,7 @@ settings, no code. The logic they inherit (`singleton.py`) may change and move f
 
 from __future__ import annotations
 
-from .singleton import AdoptionLogic, SettingProvider
+from .singleton import AdoptionLogic, OriginalsLogic, SettingProvider
 from .tracking import CLICK, GOOGLE_ANALYTICS, OPEN, SUBSCRIPTION
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ClickTrackingProvider",
     "GoogleAnalyticsProvider",
     "OpenTrackingProvider",
+    "OriginalsProvider",
     "SubscriptionTrackingProvider",
 ]
 
@@ -52,6 +53,11 @@ class GoogleAnalyticsProvider(SettingProvider):
     setting = GOOGLE_ANALYTICS
 
 
-# Pinned: pulumi_sendgrid_tracking.providers.AdoptionProvider.
+# Pinned: pulumi_sendgrid_tracking.providers.AdoptionProvider (0.2.0 state; retired by the first 0.3.0 up).
 class AdoptionProvider(AdoptionLogic):
-    """The adoption record of one account's setting: what was there before the stack took it over."""
+    """0.2.0's adoption record of one account's setting: deleted by 0.3.0, sending nothing where still managed."""
+
+
+# Pinned: pulumi_sendgrid_tracking.providers.OriginalsProvider (state since 0.3.0).
+class OriginalsProvider(OriginalsLogic):
+    """The stack's originals ledger: what each account setting held before the stack took each field over."""

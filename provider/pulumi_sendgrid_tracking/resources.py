@@ -1,88 +1,75 @@
 """The Pulumi resources a program declares: typed arguments, documented outputs.
 
-Each setting resource also declares its account's adoption record (`Adoption`, named
-`<setting>/<region>[/<on_behalf_of>]`), which reads the setting once before anything changes and
-keeps what it found; see `singleton.py` and the README, "Ownership and originals".
+Each setting resource is registered under its account's name (`global/alice`), whatever the program calls
+it, and depends on the stack's originals ledger (`Originals`, one per stack), which this module declares
+once the program has declared every setting; see `singleton.py` and docs/behaviour.md, "Originals".
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pulumi
 from pulumi.dynamic import Resource, ResourceProvider
+from pulumi.runtime.settings import get_root_resource
 
 from . import config as config_mod
 from .errors import ConfigurationError
-from .inputs import DEFAULT_ON_DELETE, adoption_name, describe_account, on_behalf_of_problem, region_problem
+from .inputs import (
+    DEFAULT_ON_DELETE,
+    describe_account,
+    on_behalf_of_problem,
+    region_problem,
+    resource_id,
+    setting_key,
+)
 from .providers import (
-    AdoptionProvider,
     ClickTrackingProvider,
     GoogleAnalyticsProvider,
     OpenTrackingProvider,
+    OriginalsProvider,
     SubscriptionTrackingProvider,
 )
-from .singleton import SettingProvider
+from .singleton import GIVEN_KEY, LEDGER_KEY, NAME_KEY, SettingProvider
 from .stack_config import check_running_program
 
-__all__ = ["Adoption", "ClickTracking", "GoogleAnalytics", "OpenTracking", "SubscriptionTracking"]
+__all__ = ["ClickTracking", "GoogleAnalytics", "OpenTracking", "Originals", "SubscriptionTracking"]
 
-_ADOPTION_PROVIDER = AdoptionProvider()
+_ORIGINALS_PROVIDER = OriginalsProvider()
 _CLICK_PROVIDER = ClickTrackingProvider()
 _OPEN_PROVIDER = OpenTrackingProvider()
 _SUBSCRIPTION_PROVIDER = SubscriptionTrackingProvider()
 _GOOGLE_ANALYTICS_PROVIDER = GoogleAnalyticsProvider()
 
-_OWNERS: dict[tuple[str, str, str, str, str | None], str] = {}
-"""(project, stack, setting, region, on_behalf_of) → the resource that declared it, in this program."""
+LEDGER_NAME = "originals"
+"""The ledger's resource name: one per stack."""
+_ACCOUNT_NAME = re.compile(r"^(global|eu)(/.*)?$")
+
+T = TypeVar("T")
 
 
-class Adoption(Resource, module="sendgrid", name="Adoption"):
-    """The adoption record of one account's setting: what SendGrid held before this stack took it over.
+class Originals(Resource, module="sendgrid", name="Originals"):
+    """The stack's originals ledger: what each account setting held before this stack took each field over.
 
-    Declared by the setting resources; a program does not declare it itself. It sends one GET when
-    created. It stays as long as some resource of the program manages that account's setting, whatever
-    that resource is called; when the account is given up, its delete restores, disables or keeps.
+    Declared by this package, once per stack, after the program has declared its settings; a program does
+    not declare it itself. Every setting resource depends on it, so the engine saves it (after reading the
+    accounts and fields newly taken over) before any setting changes anything.
     """
 
-    setting: pulumi.Output[str]
-    """click, open, subscription or google_analytics."""
-    region: pulumi.Output[str]
-    """`global` or `eu`."""
-    on_behalf_of: pulumi.Output[str | None]
-    """The subuser (or `account-id <id>`); None for the parent account."""
-    on_delete: pulumi.Output[str]
-    """What giving the account up does: restore, keep or disable (the setting resource's on_delete)."""
-    managed_fields: pulumi.Output[list[str]]
-    """The fields the setting resource manages: those restored."""
-    observed: pulumi.Output[dict[str, Any]]
-    """Every field as SendGrid answered before this stack changed anything."""
-    token: pulumi.Output[str]
-    """A random token of the read (lets the setting's create skip a second GET)."""
+    accounts: pulumi.Output[dict[str, Any]]
+    """Setting key (`click/global/alice`) → the account and the fields the program manages."""
+    entries: pulumi.Output[dict[str, Any]]
+    """Setting key → `originals` (field → value SendGrid held before), and `error` where it could not be read."""
 
     def __init__(
-        self,
-        resource_name: str,
-        *,
-        setting: str,
-        region: str,
-        on_behalf_of: str | None,
-        on_delete: pulumi.Input[str],
-        managed_fields: list[str],
-        opts: pulumi.ResourceOptions | None = None,
+        self, resource_name: str, *, accounts: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        props = {
-            "setting": setting,
-            "region": region,
-            "on_behalf_of": on_behalf_of,
-            "on_delete": on_delete,
-            "managed_fields": managed_fields,
-            "observed": None,
-            "token": None,
-        }
-        _register(self, _ADOPTION_PROVIDER, resource_name, props, opts)
+        _register(self, _ORIGINALS_PROVIDER, resource_name, {"accounts": accounts, "entries": None}, opts)
 
 
 def _register(
@@ -107,6 +94,58 @@ def _register(
         pickler._batch_setitems, pickler.save_dict = saved
 
 
+class _ProgramRun:
+    """The account settings one run of the program declares, and the ledger declared once they are known.
+
+    The ledger must be registered before any setting (they depend on it) yet list them all: its entries
+    are an Output that settings take as an input now and that resolves once the program's top level has
+    finished (the root stack registered its outputs) and the ledger is declared with every account.
+    """
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, str] = {}
+        self.closed = False
+        self._loop = asyncio.get_event_loop()
+        self._ready: asyncio.Future[pulumi.Output[Any]] = self._loop.create_future()
+        self.entries: pulumi.Output[Any] = pulumi.Output(
+            self._from_ledger(lambda out: out.resources()),
+            self._from_ledger(lambda out: out.future(with_unknowns=True)),
+            self._from_ledger(lambda out: out.is_known()),
+            self._from_ledger(lambda out: out.is_secret()),
+        )
+        self._loop.call_soon(self._poll)
+
+    async def _from_ledger(self, part: Callable[[pulumi.Output[Any]], Awaitable[T]]) -> T:
+        return await part(await self._ready)
+
+    def _poll(self) -> None:
+        root = get_root_resource()
+        # Under mocks (no root stack) or an SDK without the flag, the first turn of the loop is the end.
+        if root is not None and not getattr(root, "_outputs_registered", True):
+            self._loop.call_later(0.005, self._poll)
+            return
+        self.closed = True
+        try:
+            ledger = Originals(LEDGER_NAME, accounts=dict(sorted(self.accounts.items())))
+        except Exception as exc:  # the program's error, not ours to swallow
+            self._ready.set_exception(exc)
+            raise
+        self._ready.set_result(ledger.entries)
+
+
+_RUNS: dict[int, _ProgramRun] = {}
+
+
+def _program_run() -> _ProgramRun:
+    """This run's bookkeeping (a process may run several programs: the Automation API, tests)."""
+    root = get_root_resource()
+    run = _RUNS.get(id(root))
+    if run is None:
+        run = _RUNS[id(root)] = _ProgramRun()
+    return run
+
+
 def stack_region() -> str:
     """The region of a resource that names none: the stack's sendgrid:region (or SENDGRID_REGION), else global.
 
@@ -123,9 +162,38 @@ def _plain(value: Any, argument: str, resource_name: str) -> str | None:
         return value
     raise pulumi.RunError(
         f"{resource_name}: {argument} must be a plain string (or None) when the program runs, got "
-        f"{type(value).__name__}: it names the account's adoption record and lets the program refuse two "
+        f"{type(value).__name__}: it names the resource (one per account) and lets the program refuse two "
         "resources for one account. Resolve it before declaring the resource."
     )
+
+
+def _options(resource_name: str, engine_name: str, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """The user's options, as the engine gets them for a resource named by its account.
+
+    - an alias from the program's name, so a 0.1.0/0.2.0 resource (named by the program) is this one;
+    - `delete_before_replace`: a replacement gives the old account back before the new one is taken over
+      (create-first, the old one's give-back would undo the new one's values);
+    - registered at the stack's root: a `parent` in the URN would make moving it between components a
+      create and a delete of the same account; the parent's `protect` is inherited as Pulumi does.
+    """
+    opts = opts or pulumi.ResourceOptions()
+    if opts.delete_before_replace is False:
+        raise pulumi.RunError(
+            f"{resource_name}: delete_before_replace=False cannot be honoured: a tracking setting is one per "
+            "account, so a create-first replacement would be undone by the old resource's give-back. Leave it out."
+        )
+    protect = opts.protect
+    if opts.parent is not None and protect is None:
+        protect = getattr(opts.parent, "_protect", None)
+    aliases = list(opts.aliases or [])
+    if resource_name != engine_name:
+        aliases.append(pulumi.Alias(name=resource_name, parent=opts.parent or pulumi.ROOT_STACK_RESOURCE))
+    merged = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions())  # a copy
+    merged.parent = None
+    merged.aliases = aliases
+    merged.delete_before_replace = True
+    merged.protect = protect
+    return merged
 
 
 def _declare(
@@ -135,7 +203,7 @@ def _declare(
     props: dict[str, Any],
     opts: pulumi.ResourceOptions | None,
 ) -> None:
-    """Check the stack config and that the account has one owner; declare its adoption record, then the setting."""
+    """Check the stack config and that the account has one owner; register the setting under its account."""
     if problems := check_running_program():
         raise pulumi.RunError(
             f"invalid stack config (Pulumi.{pulumi.get_stack()}.yaml):\n  - " + "\n  - ".join(problems)
@@ -145,32 +213,43 @@ def _declare(
     region = _plain(props.get("region"), "region", resource_name)
     if region is None:
         region = stack_region()
-    key = (pulumi.get_project(), pulumi.get_stack(), setting.name, region, on_behalf_of)
-    other = _OWNERS.get(key)
+    for key_ in provider.output_only_keys():
+        props.setdefault(key_, None)
+    props[NAME_KEY] = resource_name
+    if on_behalf_of_problem(on_behalf_of) or region_problem(region):
+        # An account that cannot exist: the setting's check reports the input at preview.
+        _register(resource, provider, resource_name, props, opts)
+        return
+    engine_name = resource_id(region, on_behalf_of)
+    if resource_name != engine_name and _ACCOUNT_NAME.match(resource_name):
+        raise pulumi.RunError(
+            f"{setting.resource} {resource_name!r} (of {describe_account(on_behalf_of, region)}) is named like "
+            "another account's resource: names of the form `global/...` or `eu/...` are how this package names "
+            "resources by account. Choose another name."
+        )
+    run = _program_run()
+    if run.closed:
+        raise pulumi.RunError(
+            f"{setting.resource} {resource_name!r} was declared after the program's top level had finished "
+            "(inside an apply, a callback or after an await): the stack's originals ledger must know every "
+            "account before any is changed. Declare tracking resources at the program's top level."
+        )
+    key = setting_key(setting.name, region, on_behalf_of)
+    other = run.owners.get(key)
     if other is not None and other != resource_name:
         raise pulumi.RunError(
             f"{setting.resource} resources {other!r} and {resource_name!r} both manage {setting.title} of "
             f"{describe_account(on_behalf_of, region)}: one account's setting has one owner. Remove one of "
             "them (or give them different on_behalf_of/region values)."
         )
-    _OWNERS[key] = resource_name
-    if on_behalf_of_problem(on_behalf_of) or region_problem(region):
-        # No record for an account that cannot exist: the setting's check reports the input at preview.
-        _register(resource, provider, resource_name, props, opts)
-        return
-    adoption = Adoption(
-        adoption_name(setting.name, region, on_behalf_of),
-        setting=setting.name,
-        region=region,
-        on_behalf_of=on_behalf_of,
-        on_delete=props.get("on_delete") or DEFAULT_ON_DELETE,
-        managed_fields=provider.managed(props),
-        opts=pulumi.ResourceOptions(depends_on=opts.depends_on if opts is not None else None),
-    )
-    props["adoption"] = {"observed": adoption.observed, "token": adoption.token}
-    for key_ in provider.output_only_keys():
-        props.setdefault(key_, None)
-    _register(resource, provider, resource_name, props, opts)
+    run.owners[key] = resource_name
+    managed = provider.managed(props)
+    run.accounts[key] = {"setting": setting.name, "region": region, "on_behalf_of": on_behalf_of, "managed": managed}
+    given = [name for name in managed if isinstance(props.get(name), pulumi.Output)]
+    if given:
+        props[GIVEN_KEY] = given
+    props[LEDGER_KEY] = run.entries.apply(lambda entries: (entries or {}).get(key))
+    _register(resource, provider, engine_name, props, _options(resource_name, engine_name, opts))
 
 
 class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
@@ -188,6 +267,13 @@ class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
     """What destroy does: restore, keep or disable."""
     original_enabled: pulumi.Output[bool]
     """The value found when this stack took the setting over."""
+
+    managed_fields: pulumi.Output[list[str]]
+    """The fields this resource manages: `enabled`."""
+    name: pulumi.Output[str]
+    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
+    originals: pulumi.Output[dict[str, Any]]
+    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
@@ -216,6 +302,13 @@ class OpenTracking(Resource, module="sendgrid", name="OpenTracking"):
     """What destroy does: restore, keep or disable."""
     original_enabled: pulumi.Output[bool]
     """The value found when this stack took the setting over."""
+
+    managed_fields: pulumi.Output[list[str]]
+    """The fields this resource manages: `enabled`."""
+    name: pulumi.Output[str]
+    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
+    originals: pulumi.Output[dict[str, Any]]
+    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
@@ -270,6 +363,11 @@ class SubscriptionTracking(Resource, module="sendgrid", name="SubscriptionTracki
     """`landing` when this resource started managing it (None if unmanaged)."""
     managed_fields: pulumi.Output[list[str]]
     """The fields this resource manages: `enabled` and those the program gives."""
+
+    name: pulumi.Output[str]
+    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
+    originals: pulumi.Output[dict[str, Any]]
+    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
@@ -339,6 +437,11 @@ class GoogleAnalytics(Resource, module="sendgrid", name="GoogleAnalytics"):
     """utm_campaign when this resource started managing it (None if unmanaged)."""
     managed_fields: pulumi.Output[list[str]]
     """The fields this resource manages: `enabled` and those the program gives."""
+
+    name: pulumi.Output[str]
+    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
+    originals: pulumi.Output[dict[str, Any]]
+    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,

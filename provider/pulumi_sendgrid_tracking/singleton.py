@@ -1,20 +1,25 @@
-"""One ResourceProvider for every tracking setting, bound to a TrackingSetting description.
+"""One ResourceProvider for every tracking setting, bound to a TrackingSetting description, and the ledger.
 
 Methods follow the SDK's order: check, diff, create, read, update, delete (configure first).
 Every handler: load inputs, stop on error, call the API, save what the API answered.
 
-Two resources per managed setting keep the state and SendGrid in step through renames, replacements
-and interruptions (README, "Ownership and originals"):
+One engine resource per account setting, plus one per stack (README and docs/behaviour.md, "Originals"):
 
-- the *adoption record* (`AdoptionProvider`, named by account: `click/global/alice`) GETs the setting
-  once, before anything is changed, and keeps what it found. The engine checkpoints it before the
-  setting's create starts, so the original survives a create cut off after its PATCH. It stays in the
-  state as long as some resource of the program manages that account's setting, whatever that
-  resource is called, and it is what gives the account back (restore, disable or keep) when it is
-  deleted: when the account stops being managed, never when ownership merely moves;
-- the *setting* (`SettingProvider`, named by the program) sends the changes and records what SendGrid
-  answered and the originals of the fields it manages. Its own delete sends nothing: it hands its
-  last recorded values to the record's delete, which the engine runs right after it.
+- the *setting* (`SettingProvider`) is named by its account (`global/alice`, `eu`, `global/account-id x1`),
+  whatever the program calls it, so the engine itself refuses two owners, and renaming it in the program
+  is an update that sends nothing. It sends the changes, records what SendGrid answered, and holds the
+  *originals* of the fields it manages: the values SendGrid held just before this stack first took each
+  field over. Its delete gives the account back from those originals (restore, keep or disable).
+- the stack's *originals ledger* (`OriginalsLogic`, one resource named `originals`) is declared once per
+  stack, after the program has declared every setting, and every setting depends on it. When the program
+  takes over a new account or field, the ledger reads it (in parallel, within the rate budget) and the
+  engine checkpoints the ledger before any setting's create or update of the run starts: so an original
+  is in the state before any request that changes that field is sent, and a run cut off after a PATCH
+  never records a value it wrote as an original. A setting copies its originals from the ledger's entry
+  (an input, so the coupling is visible) and, once it holds a field's original, keeps its own.
+
+Nothing that must survive an interruption lives in process memory: `RUN` holds only hints of this run
+(values the ledger read moments ago, which save one GET) and what retiring 0.2.0's adoption records needs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
@@ -43,19 +48,21 @@ from . import config as config_mod
 from .errors import (
     AccountGoneError,
     ConfigurationError,
+    MalformedResponseError,
     PermissionDeniedError,
+    RateLimitError,
     SendGridError,
     ServerError,
     TransportError,
 )
 from .inputs import (
     DEFAULT_ON_DELETE,
-    adoption_name,
     describe_account,
     on_behalf_of_problem,
     on_delete_problem,
     region_problem,
     resource_id,
+    setting_key,
 )
 from .tracking import SETTINGS, TrackingSetting
 
@@ -68,15 +75,32 @@ log = logging.getLogger(__name__)
 
 PROVIDER_KEY = "__provider"
 ACCOUNT_KEYS = ("on_behalf_of", "region")
-"""A change to these is another account: a replacement."""
-ADOPTION_KEY = "adoption"
-"""The setting's input that carries its adoption record's outputs (`observed`, `token`)."""
+"""A change to these is another account: a replacement (only an alias can bring one about)."""
+LEDGER_KEY = "ledger"
+"""The setting's input that carries its account's entry in the stack's originals ledger."""
+ORIGINALS_KEY = "originals"
+"""The setting's output holding its originals: field → value (a value SendGrid left out, null, is left out)."""
+HELD_KEY = "held_fields"
+"""The setting's output naming the fields it holds an original of (the state drops nulls from a mapping)."""
 MANAGED_KEY = "managed_fields"
-"""Output of settings with optional fields: which fields this resource manages."""
+"""Output: which fields this resource manages."""
+NAME_KEY = "name"
+"""The program's name for the resource (the engine's name is the account)."""
+GIVEN_KEY = "__given"
+"""Not stored: the optional fields the program gave as Outputs, so one that resolved to None is refused."""
 PROVIDER_MODULE = b"pulumi_sendgrid_tracking.providers"
+LEDGER_READERS = 8
+"""How many accounts the ledger reads at once (the shared pacer still bounds the rate)."""
 
-Account = tuple[str, str, str | None]
-"""(setting name, region, on_behalf_of): what one resource of a stack may own."""
+UNRECORDED_HINT = (
+    "run `pulumi up` without --target/--exclude (or add the ledger to them: "
+    "--target 'urn:pulumi:<stack>::<project>::pulumi-python:dynamic/sendgrid:Originals::originals')"
+)
+
+# Errors after which a PATCH certainly changed nothing: SendGrid looked at the request and refused it.
+# Every other failure (a lost answer, a 5xx, a 429 that outlasted the retries, a malformed 2xx) may hide
+# a change that landed, so the setting is read again.
+_REFUSALS = (ConfigurationError,)
 
 
 def _is_unknown(value: Any) -> bool:
@@ -91,26 +115,67 @@ def same(live: Any, wanted: Any) -> bool:
     return bool(live == wanted)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def pack_originals(held: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Originals as the state keeps them: the values (nulls left out, as the state drops them) and the names."""
+    return {name: value for name, value in held.items() if value is not None}, sorted(held)
+
+
+def unpack_originals(values: Any, names: Any) -> dict[str, Any] | None:
+    """The originals from their two state parts; None when there are none in that form."""
+    if not isinstance(names, list):
+        return None
+    values = _mapping(values)
+    return {name: values.get(name) for name in names if isinstance(name, str)}
+
+
+def ledger_originals(entry: Any) -> dict[str, Any] | None:
+    """The originals one ledger entry holds (field → value); None when the entry is missing."""
+    if not isinstance(entry, dict):
+        return None
+    return unpack_originals(entry.get("originals"), entry.get("held")) or {}
+
+
 def original_key(field: str) -> str:
     """The output holding a managed field's original: `original_enabled`."""
     return f"original_{field}"
 
 
-# -- what one provider process knows about the current run ---------------------------------------
+def give_back_target(
+    setting: TrackingSetting, mode: str, managed: Iterable[str], originals: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What giving an account's setting up sets: the one rule the provider's delete and the reports share.
+
+    `keep`: nothing. `disable`: `enabled: false`. `restore`: each managed field back to its original; an
+    original SendGrid left out (no `url` yet) is put back as `""`, which clears it again.
+    """
+    if mode == "keep":
+        return {}
+    if mode == "disable":
+        return {"enabled": False}
+    target: dict[str, Any] = {}
+    for name in managed:
+        original = originals.get(name)
+        if original is None and setting.field(name).kind is str:
+            original = ""
+        if original is not None:
+            target[name] = original
+    return target
 
 
-@dataclass(frozen=True)
-class Released:
-    """What a setting resource recorded when it was deleted: for its account's record's delete."""
-
-    live: Mapping[str, Any]
-    """Every field as SendGrid last answered (the recorded state)."""
-    originals: Mapping[str, Any]
-    """The managed fields' originals (a field managed after adoption has its own)."""
+def changes_to_send(target: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `target` that SendGrid does not hold yet: the body of the one PATCH (empty: none)."""
+    return {name: value for name, value in target.items() if not same(live.get(name), value)}
 
 
-class _RunRegistry:
-    """What one provider process (one engine run) learns for later handlers of the same run.
+# -- hints of the current run (one provider process serves one engine run) --------------------------
+
+
+class _RunHints:
+    """What a provider process learns for later handlers of the same run. Losing it costs a request at most.
 
     Thread-safe: the provider server calls handlers from 4 threads.
     """
@@ -118,37 +183,46 @@ class _RunRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fresh: dict[str, dict[str, Any]] = {}
-        self._released: dict[Account, Released] = {}
+        self._declared: set[str] = set()
+        self._given_back: set[str] = set()
 
-    def adopted(self, token: str, observed: dict[str, Any]) -> None:
+    def read(self, key: str, live: dict[str, Any]) -> None:
+        """The ledger read this account moments ago: its setting's create needs no GET of its own."""
         with self._lock:
-            self._fresh[token] = observed
+            self._fresh[key] = live
 
-    def take_fresh(self, token: Any) -> dict[str, Any] | None:
-        """The values an adoption record read moments ago in this process, once; None if not fresh."""
-        if not isinstance(token, str):
-            return None
+    def take_fresh(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._fresh.pop(token, None)
+            return self._fresh.pop(key, None)
 
-    def release(self, account: Account, released: Released) -> None:
+    def declare(self, keys: Iterable[str]) -> None:
+        """The program of this run declares these account settings (seen by the ledger's check)."""
         with self._lock:
-            self._released[account] = released
+            self._declared.update(keys)
 
-    def take_released(self, account: Account) -> Released | None:
+    def declared(self, key: str) -> bool:
         with self._lock:
-            return self._released.pop(account, None)
+            return key in self._declared
+
+    def gave_back(self, key: str) -> None:
+        with self._lock:
+            self._given_back.add(key)
+
+    def given_back(self, key: str) -> bool:
+        with self._lock:
+            return key in self._given_back
 
     def clear(self) -> None:
         with self._lock:
             self._fresh.clear()
-            self._released.clear()
+            self._declared.clear()
+            self._given_back.clear()
 
 
-RUN = _RunRegistry()
+RUN = _RunHints()
 
 
-# -- shared by both providers -----------------------------------------------------------------------
+# -- shared by the providers ----------------------------------------------------------------------
 
 
 class _SendGridProvider(ResourceProvider):
@@ -252,149 +326,205 @@ class _SendGridProvider(ResourceProvider):
             client.get(setting.path, None, validate=setting.parse)
         except SendGridError:
             return exc
-        return AccountGoneError(
-            exc, resource_id(region, on_behalf_of), adoption_name(setting.name, region, on_behalf_of)
-        )
+        return AccountGoneError(exc, resource_id(region, on_behalf_of), setting.resource)
+
+    def _patch(
+        self,
+        setting: TrackingSetting,
+        region: str,
+        on_behalf_of: str | None,
+        body: dict[str, Any],
+        *,
+        before: Mapping[str, Any],
+        exists: bool,
+    ) -> dict[str, Any]:
+        """PATCH, and SendGrid's answer. After any failure but an explicit refusal, read the setting again.
+
+        Returns what SendGrid holds afterwards. If the re-read shows any field of `body` landed, that is
+        the answer (the caller records what landed; a later diff shows what did not). If nothing landed,
+        the PATCH's own error is raised: nothing changed. If SendGrid cannot be read at all, the error
+        says the outcome is unknown and carries the values from before.
+        """
+        client = self._client(region)
+        try:
+            return client.update(setting.path, body, on_behalf_of, validate=setting.parse)
+        except PermissionDeniedError as exc:
+            raise self._explain_denied(exc, client, setting, region, on_behalf_of, exists=exists) from None
+        except (TransportError, ServerError, RateLimitError, MalformedResponseError) as exc:
+            try:
+                after = client.get(setting.path, on_behalf_of, validate=setting.parse)
+            except SendGridError:
+                was = ", ".join(f"{name}={value!r}" for name, value in before.items())
+                raise SendGridError(
+                    f"{exc.summary}; whether the change to {setting.title} of "
+                    f"{describe_account(on_behalf_of, region)} landed is unknown (before: {was})",
+                    "run `pipelines/deploy` (or `pulumi up --refresh`) again: it reads SendGrid and converges; "
+                    "the values from before are in this message.",
+                ) from None
+            if any(same(after.get(name), value) and not same(before.get(name), value) for name, value in body.items()):
+                log.warning("PATCH failed (%s) but SendGrid holds the new values; recording what landed", exc.summary)
+                return after
+            if all(same(after.get(name), value) for name, value in body.items()):
+                return after
+            raise
 
 
-# -- the adoption record ---------------------------------------------------------------------------
+# -- the stack's originals ledger --------------------------------------------------------------------
 
 
-class AdoptionLogic(_SendGridProvider):
-    """The adoption record of one account's setting: one GET when created; on delete, gives the account back.
+class OriginalsLogic(_SendGridProvider):
+    """The stack's originals ledger: what each account setting held before this stack took each field over.
 
-    Inputs: `setting` (click, open, subscription, google_analytics), `region`, `on_behalf_of` (the
-    account: a change is another record), and `on_delete` and `managed_fields` (what the setting
-    resource does and manages: a change is an update that sends nothing).
-    Outputs: the inputs, `observed` (every field as SendGrid answered before this stack changed
-    anything) and `token` (tells the setting's create that the record was read moments ago).
+    Input `accounts`: setting key (`click/global/alice`) → {setting, region, on_behalf_of, managed}, every
+    account setting the program declares. Output `entries`: setting key → {originals: {field: value}} for
+    each, plus `error` where SendGrid could not be read (that setting's create or update then fails with
+    it, and the next run reads again). Entries of accounts the program no longer declares are dropped:
+    their setting resources hold their own originals until they give the account back.
     """
 
-    ACCOUNT = ("setting", "region", "on_behalf_of")
-    INPUTS = (*ACCOUNT, "on_delete", "managed_fields")
-
-    @staticmethod
-    def account(props: Mapping[str, Any]) -> Account:
-        return (props["setting"], props["region"], props.get("on_behalf_of"))
+    INPUT = "accounts"
+    OUTPUT = "entries"
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
-        inputs: dict[str, Any] = {}
+        accounts = news.get(self.INPUT)
         for key in sorted(news):
-            placeholder = key in ("observed", "token") and news[key] is None  # output-only, passed as None
-            if key != PROVIDER_KEY and key not in self.INPUTS and not placeholder:
-                failures.append(CheckFailure(key, f"unknown property {key!r}; allowed: {', '.join(self.INPUTS)}"))
-        name = news.get("setting")
-        setting = SETTINGS.get(name) if isinstance(name, str) else None
-        if setting is not None or _is_unknown(name):
-            inputs["setting"] = name
-        else:
-            failures.append(CheckFailure("setting", f"setting must be one of {', '.join(SETTINGS)}, got {name!r}"))
-        on_delete = news.get("on_delete")
-        if on_delete is None:
-            inputs["on_delete"] = DEFAULT_ON_DELETE
-        elif _is_unknown(on_delete) or not on_delete_problem(on_delete):
-            inputs["on_delete"] = on_delete
-        else:
-            failures.append(CheckFailure("on_delete", f"on_delete {on_delete_problem(on_delete)}"))
-        managed = news.get("managed_fields")
-        writable = [f.name for f in setting.writable] if setting is not None else []
-        if managed is None:
-            inputs["managed_fields"] = [f.name for f in setting.writable if f.required] if setting else ["enabled"]
-        elif _is_unknown(managed) or (
-            isinstance(managed, list) and "enabled" in managed and all(m in writable for m in managed)
-        ):
-            inputs["managed_fields"] = sorted(managed) if isinstance(managed, list) else managed
-        elif setting is not None:
-            failures.append(
-                CheckFailure("managed_fields", f"managed_fields must be `enabled` and some of {', '.join(writable)}")
-            )
-        self._check_account(news, inputs, failures, region_default=False)
-        return CheckResult(inputs, failures)
+            if key not in (PROVIDER_KEY, self.INPUT) and not (key == self.OUTPUT and news[key] is None):
+                failures.append(CheckFailure(key, f"unknown property {key!r} of the originals ledger"))
+        if _is_unknown(accounts):
+            return CheckResult({self.INPUT: accounts}, failures)
+        if not isinstance(accounts, dict):
+            failures.append(CheckFailure(self.INPUT, "accounts must be a mapping of setting keys"))
+            return CheckResult({}, failures)
+        for key, spec in accounts.items():
+            if not isinstance(spec, dict) or _is_unknown(spec):
+                continue
+            setting = SETTINGS.get(str(spec.get("setting")))
+            region = spec.get("region")
+            if (
+                setting is None
+                or not isinstance(region, str)
+                or setting_key(setting.name, region, spec.get("on_behalf_of")) != key
+            ):
+                failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not describe that account setting"))
+        RUN.declare(key for key in accounts if isinstance(key, str))
+        return CheckResult({self.INPUT: accounts}, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in self.ACCOUNT if _is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
-        updates = [
-            key
-            for key in ("on_delete", "managed_fields")
-            if _is_unknown(news.get(key)) or olds.get(key, self._default(olds, key)) != news.get(key)
-        ]
-        return DiffResult(
-            changes=bool(replaces or updates or _written_by_another_package(olds)),
-            replaces=replaces,
-            delete_before_replace=False,
+        """Local: a change when some declared field has no original yet, an account left, or a read failed."""
+        accounts = news.get(self.INPUT)
+        entries = _mapping(olds.get(self.OUTPUT))
+        if _is_unknown(accounts) or not isinstance(accounts, dict):
+            return DiffResult(changes=True)
+        changes = (
+            set(entries) != set(accounts)
+            or any("error" in entry for entry in entries.values() if isinstance(entry, dict))
+            or bool(self._to_read(entries, accounts))
         )
-
-    @staticmethod
-    def _default(props: Mapping[str, Any], key: str) -> Any:
-        return DEFAULT_ON_DELETE if key == "on_delete" else ["enabled"]
+        return DiffResult(changes=changes, replaces=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """GET the setting and keep it. Sends no change; all or nothing (a failed GET records nothing)."""
-        setting = SETTINGS[props["setting"]]
-        region, on_behalf_of = props["region"], props.get("on_behalf_of")
-        observed = self._get(setting, region, on_behalf_of, exists=False)
-        token = os.urandom(16).hex()  # as random as uuid4, without importing uuid
-        RUN.adopted(token, observed)
-        outs = {
-            "setting": setting.name,
-            "region": region,
-            "on_behalf_of": on_behalf_of,
-            "on_delete": props.get("on_delete") or DEFAULT_ON_DELETE,
-            "managed_fields": props.get("managed_fields") or ["enabled"],
-            "observed": observed,
-            "token": token,
-        }
-        return CreateResult(f"{setting.name}/{resource_id(region, on_behalf_of)}", outs)
+        """Read every declared account setting (in parallel) and keep the managed fields' values."""
+        accounts = props.get(self.INPUT) or {}
+        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: self._entries({}, accounts)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """A record of the past: refresh keeps it as it is and sends nothing."""
         outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
-        return ReadResult(id_, outs, {key: outs.get(key) for key in self.INPUTS if key in outs})
+        return ReadResult(id_, outs, {self.INPUT: outs.get(self.INPUT) or {}})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """A new on_delete or list of managed fields: recorded, nothing sent."""
-        outs = {k: v for k, v in olds.items() if k != PROVIDER_KEY}
-        outs.update(on_delete=news.get("on_delete") or DEFAULT_ON_DELETE, managed_fields=news.get("managed_fields"))
-        return UpdateResult(outs)
+        """Read the newly declared accounts and fields; keep every original already held; drop the rest."""
+        entries = _mapping(olds.get(self.OUTPUT))
+        accounts = news.get(self.INPUT) or {}
+        return UpdateResult({self.INPUT: accounts, self.OUTPUT: self._entries(entries, accounts)})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Sends nothing: the setting resources (deleted before it) gave their accounts back."""
+
+    @staticmethod
+    def _held(entries: Mapping[str, Any], key: str) -> dict[str, Any]:
+        return ledger_originals(entries.get(key)) or {}
+
+    def _to_read(self, entries: Mapping[str, Any], accounts: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Setting key → the declared fields it holds no original of yet."""
+        todo: dict[str, list[str]] = {}
+        for key, spec in accounts.items():
+            managed = spec.get("managed") if isinstance(spec, dict) else None
+            if not isinstance(managed, list):
+                continue
+            held = self._held(entries, key)
+            missing = [name for name in managed if name not in held]
+            if missing:
+                todo[key] = missing
+        return todo
+
+    def _entries(self, old: Mapping[str, Any], accounts: Mapping[str, Any]) -> dict[str, Any]:
+        held = {key: self._held(old, key) for key in accounts}
+        errors: dict[str, str] = {}
+        todo = self._to_read(old, accounts)
+
+        def read(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
+            spec = accounts[key]
+            try:
+                live = self._get(SETTINGS[spec["setting"]], spec["region"], spec.get("on_behalf_of"), exists=False)
+            except SendGridError as exc:
+                return key, None, str(exc)
+            return key, live, None
+
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(LEDGER_READERS, len(todo))) as pool:
+                for key, live, error in pool.map(read, sorted(todo)):
+                    if live is None:
+                        errors[key] = error or "unreadable"
+                        continue
+                    held[key].update({name: live.get(name) for name in todo[key]})
+                    RUN.read(key, live)
+        entries: dict[str, Any] = {}
+        for key, originals in held.items():
+            values, names = pack_originals(originals)
+            entries[key] = {"originals": values, "held": names, **({"error": errors[key]} if key in errors else {})}
+        return entries
+
+
+# -- the adoption records of 0.2.0, retired ---------------------------------------------------------
+
+
+class AdoptionLogic(_SendGridProvider):
+    """0.2.0's adoption record, retired: 0.3.0 declares none, so the first `pulumi up` deletes them.
+
+    Their delete sends nothing when the account is still declared (its setting now holds the originals,
+    migrated from its own 0.2.0 outputs) or was given back by its setting in this run. Only a record left
+    behind by a 0.2.0 give-back that failed, whose setting is gone, still gives its account back, from
+    what it observed at adoption: that is all such a state holds.
+    """
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult({k: v for k, v in news.items() if k != PROVIDER_KEY}, [])
+
+    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=False)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """A record of the past: refresh keeps it as it is and sends nothing."""
+        outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+        return ReadResult(id_, outs, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """The account is no longer managed by the program: restore its managed fields, keep, or disable.
-
-        Runs after the setting resource's delete in the same run (it depends on this record), which
-        hands over its recorded values: then nothing is sent when they already equal the target.
-        Without them (the setting went in an earlier, interrupted run), the PATCH is sent regardless:
-        at most one, and repeating it is harmless. A failure leaves the record, and the next run retries.
-        """
         setting = SETTINGS[props["setting"]]
         region, on_behalf_of = props["region"], props.get("on_behalf_of")
-        released = RUN.take_released(self.account(props))
-        mode = props.get("on_delete") or DEFAULT_ON_DELETE
-        if mode == "keep":
+        key = setting_key(setting.name, region, on_behalf_of)
+        if RUN.declared(key) or RUN.given_back(key):
             return
-        recorded = props.get("observed")
-        observed: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
-        if mode == "disable":
-            target: dict[str, Any] = {"enabled": False}
-        else:
-            target = {}
-            for name in props.get("managed_fields") or ["enabled"]:
-                if released is not None and name in released.originals:
-                    original = released.originals[name]
-                else:
-                    original = observed.get(name)
-                if original is None and setting.field(name).kind is str:
-                    original = ""  # absent before (no url yet): the empty string clears it again
-                if original is not None:
-                    target[name] = original
-        body = {k: v for k, v in target.items() if released is None or not same(released.live.get(k), v)}
-        if not body:
+        observed = _mapping(props.get("observed"))
+        managed = props.get("managed_fields") or ["enabled"]
+        target = give_back_target(setting, props.get("on_delete") or DEFAULT_ON_DELETE, managed, observed)
+        if not target:
             return
-        client = self._client(region)
-        try:
-            client.update(setting.path, body, on_behalf_of, validate=setting.parse)
-        except PermissionDeniedError as exc:
-            raise self._explain_denied(exc, client, setting, region, on_behalf_of, exists=True) from None
+        live = self._get(setting, region, on_behalf_of, exists=True)
+        body = changes_to_send(target, live)
+        if body:
+            self._patch(setting, region, on_behalf_of, body, before=live, exists=True)
         log.debug("%s: gave %s back", id_, sorted(body))
 
 
@@ -410,14 +540,20 @@ class SettingProvider(_SendGridProvider):
 
     @classmethod
     def input_keys(cls) -> tuple[str, ...]:
-        return (*(f.name for f in cls.setting.writable), "on_behalf_of", "region", "on_delete", ADOPTION_KEY)
+        return (
+            *(f.name for f in cls.setting.writable),
+            "on_behalf_of",
+            "region",
+            "on_delete",
+            NAME_KEY,
+            LEDGER_KEY,
+        )
 
     @classmethod
     def output_only_keys(cls) -> tuple[str, ...]:
         keys = [f.name for f in cls.setting.fields if not f.writable]
         keys += [original_key(f.name) for f in cls.setting.writable]
-        if cls.setting.optional:
-            keys.append(MANAGED_KEY)
+        keys += [ORIGINALS_KEY, HELD_KEY, MANAGED_KEY]
         return tuple(keys)
 
     @classmethod
@@ -434,36 +570,80 @@ class SettingProvider(_SendGridProvider):
         return [f.name for f in cls.setting.writable if f.required]
 
     @classmethod
-    def account(cls, props: Mapping[str, Any]) -> Account:
-        return (cls.setting.name, props["region"], props.get("on_behalf_of"))
+    def held(cls, outs: Mapping[str, Any]) -> dict[str, Any]:
+        """The originals a resource holds, from its outputs (0.1.0 and 0.2.0 outputs: `original_<field>`
+        of each field it managed; one missing there was null, left out of the state)."""
+        held = unpack_originals(outs.get(ORIGINALS_KEY), outs.get(HELD_KEY))
+        if held is not None:
+            return held
+        return {name: outs.get(original_key(name)) for name in cls.recorded_managed(outs)}
+
+    @classmethod
+    def key(cls, props: Mapping[str, Any]) -> str:
+        return setting_key(cls.setting.name, props["region"], props.get("on_behalf_of"))
 
     def _outputs(
-        self,
-        props: Mapping[str, Any],
-        live: Mapping[str, Any],
-        originals: Mapping[str, Any],
-        managed: Iterable[str],
+        self, props: Mapping[str, Any], live: Mapping[str, Any], held: Mapping[str, Any], managed: Iterable[str]
     ) -> dict[str, Any]:
         outs: dict[str, Any] = {f.name: live.get(f.name) for f in self.setting.fields}
         outs["on_behalf_of"] = props.get("on_behalf_of")
         outs["region"] = props["region"]
         outs["on_delete"] = props.get("on_delete") or DEFAULT_ON_DELETE
+        outs[NAME_KEY] = props.get(NAME_KEY)
+        managed = sorted(managed)
         for f in self.setting.writable:
-            outs[original_key(f.name)] = originals.get(f.name)
-        if self.setting.optional:
-            outs[MANAGED_KEY] = sorted(managed)
+            outs[original_key(f.name)] = held.get(f.name) if f.name in managed else None
+        outs[ORIGINALS_KEY], outs[HELD_KEY] = pack_originals(held)
+        outs[MANAGED_KEY] = managed
         return outs
+
+    def _originals_for(
+        self, props: Mapping[str, Any], held: Mapping[str, Any], managed: Iterable[str]
+    ) -> dict[str, Any]:
+        """The originals after this step: those held, plus the ledger's for fields newly taken over.
+
+        Raises when a managed field has no original anywhere: nothing may change it before one is recorded.
+        """
+        result = dict(held)
+        recorded = ledger_originals(props.get(LEDGER_KEY))
+        missing = []
+        for name in managed:
+            if name in result:
+                continue
+            if isinstance(recorded, dict) and name in recorded:
+                result[name] = recorded[name]
+            else:
+                missing.append(name)
+        if missing:
+            raise self._unrecorded(props, missing)
+        return result
+
+    def _unrecorded(self, props: Mapping[str, Any], missing: list[str]) -> SendGridError:
+        entry = props.get(LEDGER_KEY)
+        account = describe_account(props.get("on_behalf_of"), props["region"])
+        if isinstance(entry, dict) and isinstance(entry.get("error"), str):
+            return SendGridError(
+                f"{self.setting.title} of {account} could not be read before taking it over, so nothing was "
+                f"changed: {entry['error']}",
+                "fix the cause above and run `pulumi up` again; the original is read first",
+            )
+        return SendGridError(
+            f"the original of {', '.join(missing)} ({self.setting.title} of {account}) is not in the stack's "
+            "originals ledger, and this run does not update it: nothing may change a field before its original "
+            "is recorded",
+            UNRECORDED_HINT,
+        )
 
     # -- the SDK's methods, in its order ---------------------------------------------------------
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate inputs before anything is sent; fill in defaults (on_delete, region)."""
         setting = self.setting
         failures: list[CheckFailure] = []
         inputs: dict[str, Any] = {}
         allowed = self.input_keys()
         for key in sorted(news):
-            if key == PROVIDER_KEY or key in allowed:
+            if key in (PROVIDER_KEY, GIVEN_KEY) or key in allowed:
                 continue
             if key in self.output_only_keys() and news[key] is None:
                 continue
@@ -477,11 +657,21 @@ class SettingProvider(_SendGridProvider):
                     f"on_behalf_of, region, on_delete{note}",
                 )
             )
+        given = news.get(GIVEN_KEY)
+        given_fields = given if isinstance(given, list) else []
         for f in setting.writable:
             value = news.get(f.name)
             if value is None:
                 if f.required:
                     failures.append(CheckFailure(f.name, f"{f.name} is required: set it to True or False explicitly"))
+                elif f.name in given_fields:
+                    failures.append(
+                        CheckFailure(
+                            f.name,
+                            f'{f.name} was given as an Output that resolved to None: pass a value ("" clears a '
+                            "text field), or leave the argument out to leave the field unmanaged",
+                        )
+                    )
                 continue
             problem = None if _is_unknown(value) else f.problem(value)
             if problem:
@@ -496,12 +686,26 @@ class SettingProvider(_SendGridProvider):
         else:
             failures.append(CheckFailure("on_delete", f"on_delete {on_delete_problem(on_delete)}"))
         self._check_account(news, inputs, failures, region_default=True)
-        if news.get(ADOPTION_KEY) is not None:
-            inputs[ADOPTION_KEY] = news[ADOPTION_KEY]
+        if news.get(NAME_KEY) is not None:
+            inputs[NAME_KEY] = news[NAME_KEY]
+        entry = news.get(LEDGER_KEY)
+        if entry is not None:
+            inputs[LEDGER_KEY] = entry
+        if not olds and not failures and isinstance(inputs.get("region"), str) and not _is_unknown(entry):
+            # A create: it holds nothing yet, so the ledger must hold every managed field's original.
+            managed = self.managed(news)
+            recorded = ledger_originals(entry)
+            missing = [name for name in managed if not (recorded is not None and name in recorded)]
+            if missing and not (isinstance(entry, dict) and "error" in entry):
+                failures.append(CheckFailure(LEDGER_KEY, str(self._unrecorded(inputs, missing))))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Local only. Managed fields and on_delete → update; on_behalf_of/region → replace."""
+        """Local only. Managed fields, on_delete and the name → update; on_behalf_of/region → replace.
+
+        The ledger entry is bookkeeping: a change of it alone is no change. A newly managed field whose
+        original is not recorded anywhere fails the preview (a `--target` run that skips the ledger).
+        """
 
         def changed(key: str, old: Any) -> bool:
             new = news.get(key)
@@ -511,37 +715,35 @@ class SettingProvider(_SendGridProvider):
 
         replaces = [key for key in ACCOUNT_KEYS if changed(key, olds.get(key))]
         managed = self.managed(news)
+        if not replaces and not _is_unknown(news.get(LEDGER_KEY)) and isinstance(news.get("region"), str):
+            self._originals_for(news, self.held(olds), managed)  # raises when one cannot be found
         changes = (
             bool(replaces)
             or any(_is_unknown(news.get(name)) or not same(olds.get(name), news.get(name)) for name in managed)
             or set(managed) != set(self.recorded_managed(olds))
             or changed("on_delete", olds.get("on_delete") or DEFAULT_ON_DELETE)
+            or (news.get(NAME_KEY) is not None and changed(NAME_KEY, olds.get(NAME_KEY)))
+            or not isinstance(olds.get(HELD_KEY), list)  # 0.1.0/0.2.0 outputs: one update, no request
             or _written_by_another_package(olds)
         )
-        # Create before delete: the old account is given back by its record's delete, after the new one is set.
-        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
+        # A replacement gives the old account back first (resources.py sets delete_before_replace).
+        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Take the setting over: originals from the adoption record, a PATCH of the differing fields.
+        """Take the setting over: originals from the ledger, a PATCH of the managed fields that differ.
 
-        All or nothing: if the PATCH fails and a re-read shows the old values, the error is raised
-        and nothing changed. If the PATCH's fate is unknown, the error says so.
+        The ledger read the setting moments ago in this run (no second GET) or, when that hint is gone, a
+        GET reads it. A failed PATCH re-reads: what landed is recorded; if nothing did, the error is raised
+        and the ledger still holds the originals for the retry.
         """
         region, on_behalf_of = props["region"], props.get("on_behalf_of")
-        adoption = props.get(ADOPTION_KEY)
-        observed = adoption.get("observed") if isinstance(adoption, dict) else None
-        fresh = RUN.take_fresh(adoption.get("token")) if isinstance(adoption, dict) else None
-        # The record was read moments ago in this process: no second GET. Otherwise (a rename, a retry
-        # after a failure or an interruption) the live value may have moved since: read it.
-        live = fresh if fresh is not None else self._get(self.setting, region, on_behalf_of, exists=False)
-        before = observed if isinstance(observed, dict) else live
         managed = self.managed(props)
-        originals = {name: before.get(name) for name in managed}
-        body = {name: props[name] for name in managed if not same(live.get(name), props[name])}
+        held = self._originals_for(props, {}, managed)
+        live = RUN.take_fresh(self.key(props)) or self._get(self.setting, region, on_behalf_of, exists=False)
+        body = changes_to_send({name: props[name] for name in managed}, live)
         if body:
-            live = self._patch_or_explain(region, on_behalf_of, body, before=originals)
-        outs = self._outputs(props, live, originals, managed)
-        return CreateResult(resource_id(region, on_behalf_of), outs)
+            live = self._patch(self.setting, region, on_behalf_of, body, before=live, exists=False)
+        return CreateResult(resource_id(region, on_behalf_of), self._outputs(props, live, held, managed))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: GET the live values; return them as outputs, and as inputs so drift shows."""
@@ -549,68 +751,52 @@ class SettingProvider(_SendGridProvider):
         on_behalf_of = props.get("on_behalf_of")
         live = self._get(self.setting, region, on_behalf_of, exists=True)
         managed = self.recorded_managed(props)
-        originals = {name: props.get(original_key(name)) for name in managed}
-        outs = self._outputs({**props, "region": region}, live, originals, managed)
+        outs = self._outputs({**props, "region": region}, live, self.held(props), managed)
         inputs: dict[str, Any] = {name: outs[name] for name in managed}
         inputs.update(on_behalf_of=on_behalf_of, region=region, on_delete=outs["on_delete"])
+        if outs.get(NAME_KEY) is not None:
+            inputs[NAME_KEY] = outs[NAME_KEY]
         return ReadResult(id_, outs, inputs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """One PATCH of the managed fields that differ from what SendGrid last answered; none otherwise.
 
-        A field that becomes managed takes as its original the value SendGrid last answered. If the
-        PATCH fails, the setting is re-read, as in create: a change that landed is an update that
-        succeeded (a failed update leaves the state as it was, and a program reverted to it would then
-        preview "no changes" while SendGrid holds the new value); otherwise the error is raised.
+        A field newly managed takes its original from the ledger, which read it before this step; a field
+        no longer managed keeps its original, so managing it again finds the value from before this stack.
+        A failed PATCH re-reads: what landed is recorded (a program reverted to the old values then shows a
+        change); if nothing landed, the error is raised.
         """
         managed = self.managed(news)
-        kept = set(self.recorded_managed(olds))
+        held = self._originals_for(news, self.held(olds), managed)
         live = {f.name: olds.get(f.name) for f in self.setting.fields}
-        originals = {name: (olds.get(original_key(name)) if name in kept else live.get(name)) for name in managed}
-        body = {name: news[name] for name in managed if not same(live.get(name), news[name])}
+        body = changes_to_send({name: news[name] for name in managed}, live)
         if body:
-            before = {name: live.get(name) for name in managed}
-            live = self._patch_or_explain(news["region"], news.get("on_behalf_of"), body, before=before)
-        return UpdateResult(self._outputs(news, live, originals, managed))
+            live = self._patch(self.setting, news["region"], news.get("on_behalf_of"), body, before=live, exists=True)
+        return UpdateResult(self._outputs(news, live, held, managed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Sends nothing. Hands the recorded values and originals to the account's adoption record.
+        """Give the account back (on_delete): read it, then one PATCH of what differs from the target.
 
-        Deleting a setting resource is not giving the account up: after a rename or a replacement,
-        another resource manages it and its record stays. When the account is given up, the record
-        is deleted right after this, in the same run, and restores, disables or keeps (on_delete).
+        `keep` sends nothing. `restore` puts each managed field back to its original, `disable` sets
+        `enabled: false`; the live values decide (one GET), so a drifted account is given back too, and
+        nothing is sent when it already holds the target. A failure leaves the resource in the state with
+        its originals, and the next run retries.
         """
         region = props.get("region") or id_.split("/", 1)[0]
-        managed = self.recorded_managed(props)
-        RUN.release(
-            self.account({**props, "region": region}),
-            Released(
-                live={f.name: props.get(f.name) for f in self.setting.fields},
-                originals={name: props.get(original_key(name)) for name in managed},
-            ),
+        on_behalf_of = props.get("on_behalf_of")
+        props = {**props, "region": region}
+        target = give_back_target(
+            self.setting,
+            props.get("on_delete") or DEFAULT_ON_DELETE,
+            self.recorded_managed(props),
+            self.held(props),
         )
-
-    def _patch_or_explain(
-        self, region: str, on_behalf_of: str | None, body: dict[str, Any], *, before: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """PATCH; if the answer was lost, re-read so create and update stay all-or-nothing."""
-        client = self._client(region)
-        try:
-            return client.update(self.setting.path, body, on_behalf_of, validate=self.setting.parse)
-        except (TransportError, ServerError) as exc:
-            try:
-                after = client.get(self.setting.path, on_behalf_of, validate=self.setting.parse)
-            except SendGridError:
-                was = ", ".join(f"{name}={value!r}" for name, value in before.items())
-                raise SendGridError(
-                    f"{exc.summary}; whether the change to {self.setting.title} of "
-                    f"{describe_account(on_behalf_of, region)} landed is unknown (before: {was})",
-                    "run `pulumi refresh` and `pulumi up` again; the values from before are in this message.",
-                ) from None
-            if all(same(after.get(name), value) for name, value in body.items()):
-                log.warning("PATCH answer was lost but SendGrid has the new values; treating as applied")
-                return after
-            raise
+        if target:
+            live = self._get(self.setting, region, on_behalf_of, exists=True)
+            body = changes_to_send(target, live)
+            if body:
+                self._patch(self.setting, region, on_behalf_of, body, before=live, exists=True)
+        RUN.gave_back(self.key(props))
 
 
 def _written_by_another_package(olds: Mapping[str, Any]) -> bool:
