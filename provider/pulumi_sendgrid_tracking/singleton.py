@@ -45,6 +45,7 @@ from pulumi.dynamic import (
 )
 
 from . import config as config_mod
+from . import journal
 from .errors import (
     AccountGoneError,
     ConfigurationError,
@@ -330,6 +331,7 @@ class _SendGridProvider(ResourceProvider):
 
     def _patch(
         self,
+        op: str,
         setting: TrackingSetting,
         region: str,
         on_behalf_of: str | None,
@@ -343,30 +345,43 @@ class _SendGridProvider(ResourceProvider):
         Returns what SendGrid holds afterwards. If the re-read shows any field of `body` landed, that is
         the answer (the caller records what landed; a later diff shows what did not). If nothing landed,
         the PATCH's own error is raised: nothing changed. If SendGrid cannot be read at all, the error
-        says the outcome is unknown and carries the values from before.
+        says the outcome is unknown and carries the values from before. Each PATCH is written to the
+        change journal (journal.py) before it is sent and when it is settled.
         """
         client = self._client(region)
+        entry = journal.sending(op, setting.name, region, on_behalf_of, body, before)
         try:
-            return client.update(setting.path, body, on_behalf_of, validate=setting.parse)
+            answer = client.update(setting.path, body, on_behalf_of, validate=setting.parse)
         except PermissionDeniedError as exc:
-            raise self._explain_denied(exc, client, setting, region, on_behalf_of, exists=exists) from None
+            error = self._explain_denied(exc, client, setting, region, on_behalf_of, exists=exists)
+            journal.settled(entry, "failed", None, body, str(error))
+            raise error from None
         except (TransportError, ServerError, RateLimitError, MalformedResponseError) as exc:
             try:
                 after = client.get(setting.path, on_behalf_of, validate=setting.parse)
             except SendGridError:
                 was = ", ".join(f"{name}={value!r}" for name, value in before.items())
-                raise SendGridError(
+                unknown = SendGridError(
                     f"{exc.summary}; whether the change to {setting.title} of "
                     f"{describe_account(on_behalf_of, region)} landed is unknown (before: {was})",
                     "run `pipelines/deploy` (or `pulumi up --refresh`) again: it reads SendGrid and converges; "
                     "the values from before are in this message.",
-                ) from None
-            if any(same(after.get(name), value) and not same(before.get(name), value) for name, value in body.items()):
-                log.warning("PATCH failed (%s) but SendGrid holds the new values; recording what landed", exc.summary)
+                )
+                journal.settled(entry, "unknown", None, body, str(unknown))
+                raise unknown from None
+            landed = [name for name, value in body.items() if same(after.get(name), value)]
+            if landed:
+                if len(landed) < len(body):
+                    log.warning("PATCH failed (%s); only %s landed: recording what SendGrid holds", exc, landed)
+                journal.settled(entry, "applied", after, body, None if len(landed) == len(body) else str(exc))
                 return after
-            if all(same(after.get(name), value) for name, value in body.items()):
-                return after
+            journal.settled(entry, "failed", after, body, str(exc))
             raise
+        except SendGridError as exc:
+            journal.settled(entry, "failed", None, body, str(exc))
+            raise
+        journal.settled(entry, "applied", answer, body)
+        return answer
 
 
 # -- the stack's originals ledger --------------------------------------------------------------------
@@ -524,7 +539,7 @@ class AdoptionLogic(_SendGridProvider):
         live = self._get(setting, region, on_behalf_of, exists=True)
         body = changes_to_send(target, live)
         if body:
-            self._patch(setting, region, on_behalf_of, body, before=live, exists=True)
+            self._patch("give back", setting, region, on_behalf_of, body, before=live, exists=True)
         log.debug("%s: gave %s back", id_, sorted(body))
 
 
@@ -742,7 +757,7 @@ class SettingProvider(_SendGridProvider):
         live = RUN.take_fresh(self.key(props)) or self._get(self.setting, region, on_behalf_of, exists=False)
         body = changes_to_send({name: props[name] for name in managed}, live)
         if body:
-            live = self._patch(self.setting, region, on_behalf_of, body, before=live, exists=False)
+            live = self._patch("take over", self.setting, region, on_behalf_of, body, before=live, exists=False)
         return CreateResult(resource_id(region, on_behalf_of), self._outputs(props, live, held, managed))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -771,7 +786,9 @@ class SettingProvider(_SendGridProvider):
         live = {f.name: olds.get(f.name) for f in self.setting.fields}
         body = changes_to_send({name: news[name] for name in managed}, live)
         if body:
-            live = self._patch(self.setting, news["region"], news.get("on_behalf_of"), body, before=live, exists=True)
+            live = self._patch(
+                "update", self.setting, news["region"], news.get("on_behalf_of"), body, before=live, exists=True
+            )
         return UpdateResult(self._outputs(news, live, held, managed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -795,7 +812,7 @@ class SettingProvider(_SendGridProvider):
             live = self._get(self.setting, region, on_behalf_of, exists=True)
             body = changes_to_send(target, live)
             if body:
-                self._patch(self.setting, region, on_behalf_of, body, before=live, exists=True)
+                self._patch("give back", self.setting, region, on_behalf_of, body, before=live, exists=True)
         RUN.gave_back(self.key(props))
 
 
