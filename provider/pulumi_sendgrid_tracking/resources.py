@@ -2,7 +2,7 @@
 
 Each setting resource also declares its account's adoption record (`Adoption`, named
 `<setting>/<region>[/<on_behalf_of>]`), which reads the setting once before anything changes and
-keeps what it found; see `singleton.py` and the README, "Ownership and originals".
+keeps what it found; see `singleton.py` and docs/behaviour.md, "Ownership and originals".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Methods follow the SDK's order: check, diff, create, read, update, delete (confi
 Every handler: load inputs, stop on error, call the API, save what the API answered.
 
 Two resources per managed setting keep the state and SendGrid in step through renames, replacements
-and interruptions (README, "Ownership and originals"):
+and interruptions (docs/behaviour.md, "Ownership and originals"):
 
 - the *adoption record* (`AdoptionProvider`, named by account: `click/global/alice`) GETs the setting
   once, before anything is changed, and keeps what it found. The engine checkpoints it before the
