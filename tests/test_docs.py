@@ -67,7 +67,8 @@ def sh_commands(page: Path) -> list[list[str]]:
 def inline_commands(page: Path, first: str) -> list[list[str]]:
     """Inline code spans in the prose that are a command starting with `first` (`make demo`)."""
     found = []
-    for span in (" ".join(s.split()) for s in INLINE.findall(prose(page))):
+    spans = (" ".join(s.split()) for s in INLINE.findall(prose(page)))
+    for span in (command.strip() for s in spans for command in s.split(" ; ")):
         if span.startswith(first + " ") or (first == "pipelines/" and re.match(r"pipelines/[\w-]+( |$)", span)):
             try:
                 found.append(shlex.split(span))
@@ -268,10 +269,22 @@ def pulumi_help(pulumi: Path, path: tuple[str, ...]) -> str:
 
 
 def subcommands(help_text: str) -> set[str]:
-    listed = help_text.split("Available Commands:", 1)
-    if len(listed) == 1:
-        return set()
-    return set(re.findall(r"^\s{2}([a-z][\w-]*)\s", listed[1].split("\n\n", 1)[0], re.M))
+    """The commands listed under `Available Commands:` (or, at the top, `Deployment Commands:` and the like)."""
+    found, listing = set(), False
+    for line in help_text.splitlines():
+        if line.endswith("Commands:") and not line.startswith(" "):
+            listing = True
+        elif listing and (entry := re.match(r"  ([a-z][\w-]*)\s", line)):
+            found.add(entry.group(1))
+        else:
+            listing = False
+    return found
+
+
+def aliases(help_text: str) -> set[str]:
+    """A command's other names (`stack init` is `stack new`), from its help; an unknown one shows its parent's."""
+    listed = re.search(r"^Aliases:\n  (.+)$", help_text, re.M)
+    return {name.strip() for name in listed.group(1).split(",")} if listed else set()
 
 
 @pytest.mark.engine
@@ -295,7 +308,7 @@ def test_pulumi_commands_name_real_subcommands_and_flags() -> None:
             children = subcommands(pulumi_help(pulumi, path))
             if not children:
                 break
-            if word not in children:
+            if word not in children and word not in aliases(pulumi_help(pulumi, (*path, word))):
                 problems.append(f"{page}: pulumi {' '.join(path)} has no command {word!r}")
                 break
             path = (*path, word)
