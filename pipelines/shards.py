@@ -3,7 +3,7 @@
 Shard `i` of `N` is the stack `<S>-shard-<i>-of-<N>` (S: --stack, $PULUMI_STACK, else dev), whose
 config says `sendgrid-click-tracking:shard: "<i>/<N>"`; `init` creates the missing ones from S's
 config, and `reshard` moves every account of the shard stacks of another count, with its state, into
-the stacks of N (README, Changing the shard count). preview, deploy and drift-check run the same
+the stacks of N (docs/sharding.md, Changing the shard count). preview, deploy and drift-check run the same
 pipeline command for every shard at once, each its own `python -m pipelines` (so its own `pulumi`
 and provider process), against the shared state backend, and print one output in the schema of the
 other scripts (pipelines/output.schema.json): counts summed, changes, drift, state and errors of all
@@ -60,7 +60,7 @@ COMMANDS = ("preview", "deploy", "drift-check", "check", "init", "reshard")
 CHECK_COMMAND = "shard-check"
 """The output's `command` of `check`."""
 _SHARD_STACK = re.compile(r"(?P<base>.+)-shard-(?P<index>[0-9]+)-of-(?P<count>[0-9]+)")
-README_SECTION = "README, Big fleets and sharding, Changing the shard count"
+README_SECTION = "docs/sharding.md, Changing the shard count"
 
 
 def shard_stack(base: str, shard: Shard) -> str:

@@ -3,7 +3,7 @@
 Methods follow the SDK's order: check, diff, create, read, update, delete (configure first).
 Every handler: load inputs, stop on error, call the API, save what the API answered.
 
-One engine resource per account setting, plus one per stack (README and docs/behaviour.md, "Originals"):
+One engine resource per account setting, plus one per stack (docs/behaviour.md, "Originals"):
 
 - the *setting* (`SettingProvider`) is named by its account (`global/alice`, `eu`, `global/account-id x1`),
   whatever the program calls it, so the engine itself refuses two owners, and renaming it in the program

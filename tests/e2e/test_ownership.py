@@ -284,7 +284,7 @@ def wait_for_changes(project: PulumiProject, proc: subprocess.Popen[str], count:
 
 
 def repair_empty_sidecars(project: PulumiProject) -> list[str]:
-    """The README's step for a file backend killed while writing a checkpoint (`failed to load checkpoint: EOF`)."""
+    """docs/behaviour.md's step for a file backend killed mid-checkpoint (`failed to load checkpoint: EOF`)."""
     repaired = []
     for sidecar in project.state_dir.rglob("*.json.attrs"):
         if sidecar.stat().st_size == 0:

@@ -198,7 +198,7 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
     assert run.proc.returncode != 0
     output = run.output
     # A kill during a checkpoint can leave the file backend's metadata sidecar (<stack>.json.attrs)
-    # empty; the state beside it is written atomically and intact. The README's recovery step
+    # empty; the state beside it is written atomically and intact. The recovery step of docs/behaviour.md
     # deletes the empty sidecar. Anything else unreadable fails the test.
     repaired = []
     for sidecar in project.state_dir.rglob("*.json.attrs"):
