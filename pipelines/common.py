@@ -197,8 +197,8 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
         built = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
         raise PipelineError(
             f"`pulumi` on PATH ({found}) is {running}, and these pipelines need a Pulumi CLI in {wanted} "
-            "(the package's range in pyproject.toml): another release may plan differently or write a state "
-            "this one cannot read",
+            "(the package's range in pyproject.toml): a release outside it is untested here, and may plan "
+            "differently or write a state the supported ones cannot read",
             f"put a Pulumi CLI in {wanted} first on PATH, e.g. the pinned {version}: the official installer "
             f"({installer}), or the one built from Go modules ({built})",
         )

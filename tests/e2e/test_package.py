@@ -179,8 +179,9 @@ def test_wheel_in_a_fresh_virtualenv_runs_the_own_program_example(
     assert world["subusers"]["alice"]["google_analytics"]["utm_medium"] == "email"
 
     pulumi("preview", "--expect-no-changes")
-    pulumi("refresh", "--yes", "--skip-preview")
-    pulumi("preview", "--expect-no-changes")
+    if sdk == "pin":  # the floor's run stays short: create, a preview with no changes, destroy
+        pulumi("refresh", "--yes", "--skip-preview")
+        pulumi("preview", "--expect-no-changes")
     pulumi("destroy", "--yes", "--skip-preview")
     world = e2e_emulator.state.snapshot()["global"]
     assert world["parent"]["click"]["enabled"] is True  # restored
