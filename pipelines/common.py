@@ -165,8 +165,8 @@ def _in_range(said: str, supported: SpecifierSet) -> bool:
 def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
     """Use `pulumi` from PATH, else the one `make engine` built (same cache path as the Makefile).
 
-    Raises PipelineError when the `pulumi` found is not a release in the supported range (another major
-    version may plan differently, or write a state this one cannot read back) or cannot say its version.
+    Raises PipelineError when the `pulumi` found is not a release in the supported range (one outside it
+    may plan differently, or write a state the supported ones cannot read back) or cannot say its version.
     """
     version = pinned_version()
     supported = supported_range()
