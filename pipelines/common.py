@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from .backend import stack_lookup_failed
 from .messages import error
@@ -137,23 +141,48 @@ def pinned_version() -> str:
     return (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
 
 
+def supported_range() -> SpecifierSet:
+    """The Pulumi releases these pipelines accept as the CLI: the package's own `pulumi` range (pyproject.toml,
+    e.g. `>=3.260.0,<4`), defined there once and tested at both ends (tests/e2e/test_package.py)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    [pulumi] = [r for r in map(Requirement, project["dependencies"]) if r.name == "pulumi"]
+    return pulumi.specifier
+
+
+def describe(supported: SpecifierSet) -> str:
+    """A range as people write it, the floor first: `>=3.260.0,<4`."""
+    return ",".join(sorted(map(str, supported), key=lambda spec: not spec.startswith(">")))
+
+
+def _in_range(said: str, supported: SpecifierSet) -> bool:
+    """Whether `pulumi version`'s answer (`v3.277.0`) is a release in the supported range."""
+    try:
+        return supported.contains(Version(said.removeprefix("v")), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
 def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
     """Use `pulumi` from PATH, else the one `make engine` built (same cache path as the Makefile).
 
-    Raises PipelineError when the `pulumi` found is not the pinned release: another engine may plan
-    differently, or write a state this one cannot read back.
+    Raises PipelineError when the `pulumi` found is not a release in the supported range (one outside it
+    may plan differently, or write a state the supported ones cannot read back) or cannot say its version.
     """
     version = pinned_version()
+    supported = supported_range()
+    wanted = describe(supported)
     cache = Path(
         env.get("PULUMI_ENGINE_CACHE")
         or f"{env.get('XDG_CACHE_HOME') or Path.home() / '.cache'}/sendgrid-click-tracking/pulumi-v{version}"
     )
+    installer = f"`curl -fsSL https://get.pulumi.com | sh -s -- --version {version}`"
     found = shutil.which("pulumi", path=env.get("PATH"))
     if found is None:
         if not (cache / "bin" / "pulumi").exists():
             raise PipelineError(
                 f"no `pulumi` on PATH and none in {cache}/bin",
-                f"run `make engine` (it builds Pulumi {version} there), or install Pulumi {version}",
+                f"install the Pulumi CLI {version} (the official installer: {installer}) and put it on PATH, "
+                f"or run `make engine` (it builds {version} from Go modules there)",
             )
         env = {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
         found = str(cache / "bin" / "pulumi")
@@ -163,13 +192,15 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
         running = said[0][:80] if said else f"a program that exits {answer.returncode} to `pulumi version`"
     except (OSError, subprocess.TimeoutExpired) as exc:
         running = f"unusable ({exc.__class__.__name__})"
-    if running != f"v{version}":
+    if not _in_range(running, supported):
         cached = (cache / "bin" / "pulumi").exists()
-        how = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
+        built = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
         raise PipelineError(
-            f"`pulumi` on PATH ({found}) is {running}, and these pipelines need v{version} (pinned in "
-            "requirements.txt): another release may plan differently or write a state this one cannot read",
-            f"put Pulumi v{version} first on PATH ({how}), or install that release",
+            f"`pulumi` on PATH ({found}) is {running}, and these pipelines need a Pulumi CLI in {wanted} "
+            "(the package's range in pyproject.toml): a release outside it is untested here, and may plan "
+            "differently or write a state the supported ones cannot read",
+            f"put a Pulumi CLI in {wanted} first on PATH, e.g. the pinned {version}: the official installer "
+            f"({installer}), or the one built from Go modules ({built})",
         )
     return env
 

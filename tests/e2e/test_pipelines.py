@@ -608,22 +608,57 @@ def test_one_get_per_setting_for_each_script(project: PulumiProject) -> None:
     assert gets_per_setting(project) == once + once
 
 
-def test_a_pulumi_of_another_version_is_refused(project: PulumiProject, tmp_path: Path) -> None:
-    fake = tmp_path / "other-pulumi"
+SUPPORTED = ">=3.260.0,<4"  # the package's range (pyproject.toml): the CLI releases the pipelines accept
+
+
+def pulumi_saying(
+    tmp_path: Path, project: PulumiProject, pulumi_bin: Path, version: str
+) -> tuple[dict[str, str], Path]:
+    """A `pulumi` first on PATH that answers `version` with `version` and hands every other command to the
+    real one: (the environment to run a pipeline with, the file listing the commands it was given)."""
+    fake = tmp_path / f"pulumi-{version.replace(' ', '-')}"
     fake.mkdir()
-    calls = tmp_path / "calls"
-    (fake / "pulumi").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho v3.99.0\n')
+    calls = fake / "calls"
+    real = pulumi_bin / "pulumi"
+    (fake / "pulumi").write_text(
+        f'#!/bin/sh\necho "$1" >> "{calls}"\n'
+        f'if [ "$1" = version ]; then echo "{version}"; exit 0; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
     (fake / "pulumi").chmod(0o755)
-    env = {"PATH": f"{fake}:{project.env['PATH']}"}
-    for command in ("preview", "deploy", "drift-check"):
+    return {"PATH": f"{fake}:{project.env['PATH']}"}, calls
+
+
+def test_a_pulumi_outside_the_supported_range_is_refused(
+    project: PulumiProject, tmp_path: Path, pulumi_bin: Path
+) -> None:
+    pinned = (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
+    for says, command in (("v3.259.0", "preview"), ("v4.0.0", "deploy"), ("not a version", "drift-check")):
+        env, calls = pulumi_saying(tmp_path, project, pulumi_bin, says)
         code, result, summary = pipeline(project, command, "dev", env)
         assert code == 1 and result["command"] == command
         (error,) = result["errors"]
         assert error["kind"] == "configuration"
         assert error["message"].startswith(
-            f"`pulumi` on PATH ({fake / 'pulumi'}) is v3.99.0, and these pipelines need v3.260.0"
+            f"`pulumi` on PATH ({calls.parent / 'pulumi'}) is {says}, and these pipelines need a Pulumi CLI in "
+            f"{SUPPORTED} (the package's range in pyproject.toml)"
         )
-        assert error["hint"].startswith("put Pulumi v3.260.0 first on PATH (export PATH=")
+        assert error["hint"].startswith(
+            f"put a Pulumi CLI in {SUPPORTED} first on PATH, e.g. the pinned {pinned}: the official installer "
+            f"(`curl -fsSL https://get.pulumi.com | sh -s -- --version {pinned}`), or the one built from Go modules ("
+        )
         assert error["message"] in summary
-    assert calls.read_text().splitlines() == ["version"] * 3  # asked its version, nothing else
+        assert calls.read_text().splitlines() == ["version"]  # asked its version, nothing else
     assert project.api_log() == []
+
+
+def test_a_pulumi_at_the_floor_of_the_supported_range_runs_the_pipelines(
+    project: PulumiProject, tmp_path: Path, pulumi_bin: Path
+) -> None:
+    """Not only the pinned release: any CLI in the range is accepted (here the real one, saying it is the floor)."""
+    declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
+    env, calls = pulumi_saying(tmp_path, project, pulumi_bin, "v3.260.0")
+    code, result, _ = pipeline(project, "deploy", "dev", env)
+    assert (code, result["errors"]) == (0, [])
+    assert calls.read_text().splitlines()[0] == "version" and "up" in calls.read_text().splitlines()
+    assert project.emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False
