@@ -122,8 +122,8 @@ def test_an_update_whose_outcome_is_unknown_then_the_recovery_keeps_the_original
     project.up()
     declare(project, alice_sub(enabled=True, url="https://new.example.com/bye"))
     project.up("--target", LEDGER_URN)  # the ledger reads url's original first (a plain up does it in one go)
-    # The PATCH lands but its answer is lost, and every read after it fails: the outcome is unknown.
-    project.emulator.state.add_fault(Fault("500", count=1, method="PATCH", account="alice", apply=True))
+    # The PATCH lands but its answers are lost (the retries too), and every read fails: the outcome is unknown.
+    project.emulator.state.add_fault(Fault("500", count=10_000, method="PATCH", account="alice", apply=True))
     project.emulator.state.add_fault(Fault("503", count=10_000, method="GET", account="alice"))
     failed = project.up(check=False)
     assert failed.returncode != 0 and "landed is unknown" in failed.stdout
