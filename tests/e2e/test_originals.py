@@ -278,3 +278,18 @@ def test_an_account_moved_between_components_keeps_one_resource(project: PulumiP
     assert requests(project) == []  # no give-back undoing the new owner, no take-over again
     assert list(settings_in_state(project)) == ["bob"]
     assert project.emulator.state.snapshot()["global"]["subusers"]["bob"]["click"]["enabled"] is False
+
+
+def test_an_account_changed_out_of_band_then_dropped_is_given_back_from_its_live_value(project: PulumiProject) -> None:
+    declare(project, {"name": "bob", "enabled": False, "on_behalf_of": "bob"})
+    project.up()
+    # Someone turns it back on in SendGrid's UI, then the account leaves the program (restore: original on).
+    project.emulator.state.set_out_of_band("global", "bob", "click", {"enabled": True})
+    declare(project, {"name": "bob", "enabled": False, "on_behalf_of": "bob", "on_delete": "disable"})
+    project.up("--target", f"urn:pulumi:dev::{PROJECT}::pulumi-python:dynamic/sendgrid:ClickTracking::global/bob")
+    declare(project)
+    project.api_log()
+    project.up()
+    # The state recorded `false`; SendGrid holds `true`: the give-back reads it and disables it.
+    assert requests(project) == [("GET", "bob", None), ("PATCH", "bob", {"enabled": False})]
+    assert project.emulator.state.snapshot()["global"]["subusers"]["bob"]["click"]["enabled"] is False
