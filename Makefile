@@ -22,7 +22,7 @@ help:
 	@echo "make test       lint, types, and every test suite, engine end-to-end included"
 	@echo "make unit       the tests that need no Pulumi engine"
 	@echo "make dist       the sdist and the wheel into dist/, checked (twine check --strict, package files only)"
-	@echo "make lint | typecheck | fmt | bench | reliability | emulator | engine | clean"
+	@echo "make lint | typecheck | fmt | bench | reliability | mutants | emulator | engine | clean"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -62,6 +62,10 @@ test: venv lint typecheck engine
 
 reliability: venv engine
 	$(BIN)/python -m tools.reliability
+
+# Each known defect put back (tests/mutants/*.patch) in a scratch copy: its tests must catch it.
+mutants: venv engine
+	$(BIN)/python -m tools.mutants
 
 bench: venv engine
 	$(BIN)/python -m bench

@@ -393,7 +393,10 @@ def main(argv: list[str]) -> int:
     results = [json.loads(line) for line in lines]
     version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=False).stdout.strip()
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(render(results, code, version or "(not found)"), encoding="utf-8")
+    from tools.mutants import FIGURES, replace_section
+
+    mutants = json.loads(FIGURES.read_text(encoding="utf-8")) if FIGURES.exists() else None
+    DOC.write_text(replace_section(render(results, code, version or "(not found)"), mutants), encoding="utf-8")
     print(f"reliability: wrote {DOC.relative_to(ROOT)} from {len(results)} results (pytest exit {code})")
     return code
 
