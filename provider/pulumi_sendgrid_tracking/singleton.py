@@ -7,7 +7,7 @@ One engine resource per account setting, plus one per stack (docs/behaviour.md, 
 
 - the *setting* (`SettingProvider`) is named by its account (`global/alice`, `eu`, `global/account-id x1`),
   whatever the program calls it, so the engine itself refuses two owners, and renaming it in the program
-  is an update that sends nothing. It sends the changes, records what SendGrid answered, and holds the
+  is no change at all. It sends the changes, records what SendGrid answered, and holds the
   *originals* of the fields it manages: the values SendGrid held just before this stack first took each
   field over. Its delete gives the account back from those originals (restore, keep or disable).
 - the stack's *originals ledger* (`OriginalsLogic`, one resource named `originals`) is declared once per
@@ -716,7 +716,10 @@ class SettingProvider(_SendGridProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Local only. Managed fields, on_delete and the name → update; on_behalf_of/region → replace.
+        """Local only. Managed fields and on_delete → update; on_behalf_of/region → replace; the name → nothing.
+
+        The engine names the resource by its account, so the program's name is a label: a rename changes the
+        stored input and nothing else (no step, no request).
 
         The ledger entry is bookkeeping: a change of it alone is no change. A newly managed field whose
         original is not recorded anywhere fails the preview (a `--target` run that skips the ledger).
@@ -737,7 +740,6 @@ class SettingProvider(_SendGridProvider):
             or any(_is_unknown(news.get(name)) or not same(olds.get(name), news.get(name)) for name in managed)
             or set(managed) != set(self.recorded_managed(olds))
             or changed("on_delete", olds.get("on_delete") or DEFAULT_ON_DELETE)
-            or (news.get(NAME_KEY) is not None and changed(NAME_KEY, olds.get(NAME_KEY)))
             or not isinstance(olds.get(HELD_KEY), list)  # 0.1.0/0.2.0 outputs: one update, no request
             or _written_by_another_package(olds)
         )

@@ -64,11 +64,15 @@ KIND_OF_TYPE = {
 def settings_in_state(project: PulumiProject) -> dict[str, dict[str, Any]]:
     """The program's resource name → outputs (plus `kind`), for the setting resources (not the ledger).
 
-    The engine names each by its account (`global/alice`); the program's name is its `name` output.
+    The engine names each by its account (`global/alice`); the program's name is its `name` input (a rename
+    is no change, so the `name` output keeps the name of its last create or update).
     """
     resources = project.export()["deployment"].get("resources", [])
     return {
-        r["outputs"]["name"]: {**r.get("outputs", {}), "kind": KIND_OF_TYPE[r["type"].rsplit(":", 1)[1]]}
+        (r.get("inputs", {}).get("name") or r["outputs"]["name"]): {
+            **r.get("outputs", {}),
+            "kind": KIND_OF_TYPE[r["type"].rsplit(":", 1)[1]],
+        }
         for r in resources
         if r["type"].rsplit(":", 1)[1] in KIND_OF_TYPE
     }
@@ -152,8 +156,8 @@ def test_rename_without_alias_keeps_the_value_and_the_true_original(project: Pul
     declare(project, {"name": "bob-b", "enabled": False, "on_behalf_of": "bob", "on_delete": on_delete})
     project.api_log()
     renamed = project.up()
-    # The engine names the resource by its account: a rename is an update of its `name`, nothing else.
-    assert "1 updated" in renamed.stdout and "created" not in renamed.stdout and "deleted" not in renamed.stdout
+    # The engine names the resource by its account: a rename is no change at all.
+    assert "created" not in renamed.stdout and "deleted" not in renamed.stdout and "updated" not in renamed.stdout
     assert project.api_log() == []
     assert live(project, "bob") is False
     assert settings_in_state(project)["bob-b"]["original_enabled"] is True  # from before the stack took bob over
