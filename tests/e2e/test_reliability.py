@@ -340,6 +340,20 @@ BAD_INPUTS: list[BadInput] = [
         ["'account-id sg2a-2bcd' has '-' (U+002D, HYPHEN-MINUS) at position 16", "ASCII letters and digits"],
     ),
     BadInput(
+        "maxRequestsPerSecond below the floor",
+        "direct",
+        {"sendgrid:maxRequestsPerSecond": "0.01", "args": {"enabled": True}},
+        {},
+        ["'0.01' is below 0.1 requests per second", "SendGrid publishes 600 requests/minute per user"],
+    ),
+    BadInput(
+        "maxRequestsPerSecond 1e-300",
+        "direct",
+        {"sendgrid:maxRequestsPerSecond": "1e-300", "args": {"enabled": True}},
+        {},
+        ["'1e-300' is below 0.1 requests per second"],
+    ),
+    BadInput(
         "unknown region",
         "direct",
         {"args": {"enabled": True, "region": "us"}},
