@@ -43,7 +43,8 @@ environment:
 
 exit codes:
   0  stopped by SIGTERM or Ctrl-C (the state saved to --state-file, if given)
-  1  cannot serve: Werkzeug missing ({EXTRA}), the port is taken, or the state cannot be saved
+  1  cannot serve: Werkzeug is missing ({EXTRA}),
+     a port is taken, or the state cannot be saved
   2  bad options, or a --seed or --state-file that cannot be read (one line on stderr)
 """
 
@@ -111,8 +112,12 @@ def parser(prog: str) -> argparse.ArgumentParser:
     """The command line: every option with its help, the environment and the exit codes in the epilog."""
     p = _Parser(prog=prog, description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=0, help="global API port, 1-65535 (default 0: a free port)")
-    p.add_argument("--eu-port", type=_port, default=0, help="EU API port, 1-65535 (default 0: a free port)")
+    p.add_argument(
+        "--port", type=_port, default=0, metavar="PORT", help="global API port, 1-65535 (default 0: a free port)"
+    )
+    p.add_argument(
+        "--eu-port", type=_port, default=0, metavar="PORT", help="EU API port, 1-65535 (default 0: a free port)"
+    )
     p.add_argument(
         "--api-key",
         action="append",
@@ -141,12 +146,14 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--eu-customer", action="append", default=[], metavar="ID", help="add an EU customer account")
     p.add_argument(
         "--rate-limit",
+        metavar="N",
         type=_typed(_whole, lambda v: check_count("rate_limit", v)),
         default=DEFAULT_RATE_LIMIT,
         help=f"requests per window per key, at least 1 (default: {DEFAULT_RATE_LIMIT}, SendGrid's published figure)",
     )
     p.add_argument(
         "--rate-window",
+        metavar="SECONDS",
         type=_typed(float, lambda v: check_seconds("rate_window", v, above_zero=True, maximum=MAX_RATE_WINDOW)),
         default=DEFAULT_RATE_WINDOW,
         help=f"the rate limit's window in seconds, above 0 and at most {MAX_RATE_WINDOW:g} "
@@ -154,12 +161,14 @@ def parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--latency",
+        metavar="SECONDS",
         type=_typed(float, lambda v: check_seconds("latency", v)),
         default=0.0,
         help=f"seconds added to every API answer, 0 to {MAX_DELAY:g} (default: 0)",
     )
     p.add_argument(
         "--jitter",
+        metavar="SECONDS",
         type=_typed(float, lambda v: check_seconds("jitter", v)),
         default=0.0,
         help=f"up to this many seconds more, at random, 0 to {MAX_DELAY:g} (default: 0)",
