@@ -122,7 +122,7 @@ def test_each_stack_has_its_fleet_file() -> None:
         ("global", "dave"),
         ("global", "erin"),
         ("eu", "frank"),
-        ("global", "account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa"),
+        ("global", "account-id 4242"),
     ]
 
 

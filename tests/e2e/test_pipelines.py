@@ -273,12 +273,7 @@ def test_emulator_mode_only_when_asked_and_no_tracked_file_changes(project: Pulu
     env = {**project.env, "SENDGRID_API_KEY": "SG.real-world-test-key"}
     expected = {
         "dev": {"global": True, "global/alice": False, "global/bob": True, "eu/carol": True},
-        "prod": {
-            "global/dave": True,
-            "global/erin": True,
-            "eu/frank": True,
-            "global/account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa": True,
-        },
+        "prod": {"global/dave": True, "global/erin": True, "eu/frank": True, "global/account-id 4242": True},
     }
     for stack in ("prod", "dev", "prod"):  # prod twice: the second run reuses the first one's local stack
         for command in ("deploy", "preview", "drift-check"):
@@ -339,7 +334,7 @@ def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_eac
         "global/dave",
         "global/erin",
         "eu/frank",
-        "global/account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa",
+        "global/account-id 4242",
     }
 
 
