@@ -63,6 +63,46 @@ class ArgumentParser(argparse.ArgumentParser):
         raise PipelineError(f"bad arguments: {message}", f"usage: {usage}", kind="arguments")
 
 
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("SENDGRID_API_KEY", "the SendGrid API key (required without --emulator; never printed)"),
+    ("PULUMI_BACKEND_URL", "the state backend: s3://, azblob://, gs://, postgres://, file:// ..."),
+    ("PULUMI_ACCESS_TOKEN", "... or Pulumi Cloud (one of the two is required without --emulator)"),
+    ("PULUMI_CONFIG_PASSPHRASE", "the passphrase of a stack whose secrets use one (or PULUMI_CONFIG_PASSPHRASE_FILE)"),
+    ("PULUMI_STACK", "the stack when --stack is not given (default: dev)"),
+    ("PULUMI_PROJECT_DIR", "the project when --project-dir is not given (default: this repository)"),
+    ("GITHUB_STEP_SUMMARY", "a file the Markdown summary is appended to (GitHub Actions sets it)"),
+    ("PATH", "where `pulumi` is found; else the one `make engine` built, in PULUMI_ENGINE_CACHE"),
+    ("", "(default: $XDG_CACHE_HOME or ~/.cache, then sendgrid-click-tracking/pulumi-v<version>)"),
+    ("PIPELINE_PYTHON", "the Python the wrapper scripts run (default: <repository>/.venv/bin/python)"),
+    ("SENDGRID_REGION ...", "the provider's settings where stack config does not set them (SENDGRID_BASE_URL, ...)"),
+    ("", "and what the Pulumi CLI and the backend read (e.g. AWS_* for s3://)"),
+)
+"""What the pipeline scripts read from the environment, for their --help."""
+
+
+def help_epilog(exit_codes: Sequence[tuple[int, str]], *, emulator: bool = True) -> str:
+    """The part of a script's --help after the options: its output, the environment it reads, its exit codes."""
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    lines = [
+        "output:",
+        "  one JSON document on stdout (pipelines/output.schema.json), or its Markdown summary with",
+        "  --format markdown; a short human summary on stderr. Errors too: never a traceback.",
+        "",
+        "environment:",
+        *(
+            f"  {name:<{width}}  {meaning if emulator else meaning.replace(' without --emulator', '')}"
+            for name, meaning in ENVIRONMENT
+        ),
+    ]
+    if emulator:
+        lines += [
+            "  With --emulator, SENDGRID_* and PULUMI_BACKEND_URL, PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE_FILE",
+            "  and PULUMI_HOME are ignored: the local emulator and a file backend in <project>/.pulumi-state are used.",
+        ]
+    lines += ["", "exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes)]
+    return "\n".join(lines) + "\n"
+
+
 def failure(exc: Exception) -> dict[str, Any]:
     """The output's error for an exception that ended a script: a PipelineError as it says, anything else as a
     bug in pipelines/ with the traceback in `details` (call it inside the `except`)."""
