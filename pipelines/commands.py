@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .backend import hint as backend_hint
+from .backend import with_lock_holders
 from .common import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Run, events_of
-from .messages import TRACEBACK, clean, error, split_hint
+from .messages import TRACEBACK, clean, error, problems, split_hint
 from .output import Output, emit, payload
 from .report import (
     ADOPTION_TYPE,
@@ -86,18 +87,12 @@ def _diagnostics(
         if severity != "error":
             others.append({"severity": severity, "resource": resource, "message": text})
             continue
-        message, found_hint = split_hint(text)
-        entry = error(
-            _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program",
-            message,
-            found_hint,
-            resource=resource,
-            setting=setting,
-            account=account,
-        )
-        errors.append(entry)
-        if urn:
-            by_urn.setdefault(urn, entry)
+        kind = _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program"
+        for message, found_hint in problems(text):  # one error per problem (the fleet's checks list several)
+            entry = error(kind, message, found_hint, resource=resource, setting=setting, account=account)
+            errors.append(entry)
+            if urn:
+                by_urn.setdefault(urn, entry)
     if len(errors) > 1:
         errors = [
             e
@@ -137,11 +132,13 @@ def _stderr_errors(stderr: str) -> list[dict[str, Any]]:
 
 
 def _with_backend_hints(run: Run, errors: list[dict[str, Any]], stderr: str) -> list[dict[str, Any]]:
-    """Errors of the state backend get its name (without credentials) and what to do, as `hint`."""
+    """Errors of the state backend get its name (without credentials) and what to do, as `hint`; a lock
+    error names the run holding the lock in its message."""
     for entry in errors:
         found = backend_hint([entry["message"], *entry["details"]], run.stack, run.env)
         if found:
             entry["kind"], entry["hint"] = "backend", found
+            entry["message"] = with_lock_holders(entry["message"], entry["details"])
     if errors and not any(e["kind"] == "backend" for e in errors):
         # A lock left behind by a backend outage is named on stderr only.
         found = backend_hint([stderr], run.stack, run.env)
@@ -284,4 +281,6 @@ def drift_check(run: Run, output: Output) -> int:
 
 
 def _out(run: Run, command: str, exit_code: int, **parts: Any) -> dict[str, Any]:
+    own = [{"severity": "warning", "resource": None, "message": text} for text in run.warnings]
+    parts["diagnostics"] = [*own, *parts.get("diagnostics", ())]
     return payload(command, run.stack, run.mode, exit_code=exit_code, project=run.project_name, **parts)
