@@ -59,7 +59,8 @@ def split_hint(text: str) -> tuple[str, str | None]:
 
 
 _ITEM = re.compile(r"^\s+[-*] (?P<item>.*)$")
-_SOURCE = re.compile(r"\((?P<source>[^()]+)\)$")
+_SOURCE = re.compile(r"(?:\((?P<source>[^()]+)\)| in (?P<file>\S+))$")
+"""Where a header says the problems are: `invalid stack config (Pulumi.dev.yaml)`, `... in fleets/dev.yaml`."""
 DEFAULT_HINTS = {
     "arguments": "run the script with --help for its usage",
     "configuration": "correct what the message names, then run this again",
@@ -110,7 +111,7 @@ def problems(text: str) -> list[tuple[str, str | None]]:
         message, hint = split_hint(chunk)
         source = _SOURCE.search(under) if under else None
         if hint is None and source is not None:
-            hint = f"correct it in {source['source']}, then run this again"
+            hint = f"correct it in {source['source'] or source['file']}, then run this again"
         result.append((message, hint))
     return result
 

@@ -68,7 +68,7 @@ def test_chained_tracebacks_and_plain_messages() -> None:
 # What the program raises for a fleet file and a stack config with mistakes (__main__.py joins both).
 PROGRAM_ERROR = """invalid stack config (Pulumi.dev.yaml):
   - sendgrid:apikey: unknown key (keys are case-sensitive); did you mean sendgrid:apiKey? Move the key: x.
-invalid fleet config (fleets/dev.yaml):
+invalid fleet config in fleets/dev.yaml:
   - subusers[0].enabled: must be true or false (unquoted), got 'yes'
   - subusers[1]: empty; give the subuser's fields
 """
@@ -82,11 +82,11 @@ def test_a_program_error_is_one_error_per_problem_each_one_line_with_a_hint() ->
             "correct it in Pulumi.dev.yaml, then run this again",
         ),
         (
-            "invalid fleet config (fleets/dev.yaml): subusers[0].enabled: must be true or false (unquoted), got 'yes'",
+            "invalid fleet config in fleets/dev.yaml: subusers[0].enabled: must be true or false (unquoted), got 'yes'",
             "correct it in fleets/dev.yaml, then run this again",
         ),
         (
-            "invalid fleet config (fleets/dev.yaml): subusers[1]: empty; give the subuser's fields",
+            "invalid fleet config in fleets/dev.yaml: subusers[1]: empty; give the subuser's fields",
             "correct it in fleets/dev.yaml, then run this again",
         ),
     ]
