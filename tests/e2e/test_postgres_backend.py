@@ -309,6 +309,7 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
     assert project.api_log() == []  # a preview sends nothing
     code, quiet, _ = pipeline(project, "drift-check")
     assert code == 0 and quiet["drift"] == [] and quiet["summary"]["checked"] == 2
+    assert accounts(quiet) == {"global/alice": (False, True), "global/bob": (False, True)}  # as read, not drifted
 
     state.set_out_of_band("global", "bob", "click", {"enabled": True})  # someone used SendGrid's UI
     code, drift, summary = pipeline(project, "drift-check")
@@ -317,6 +318,7 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
         (d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["desired"]) for d in drift["drift"]
     ] == [("global/bob", "click", "enabled", False, True, False)]
     assert "drift    global/bob click: enabled recorded false, live true, desired false" in summary
+    assert accounts(drift) == {"global/alice": (False, True), "global/bob": (True, True)}  # bob as read live
     assert all(method == "GET" for method, _, _ in project.api_log())
     assert rows(postgres) == before  # preview and drift checks wrote nothing, not even a lock
 
