@@ -83,7 +83,8 @@ def problems(text: str) -> list[tuple[str, str | None]]:
 
     `header:` followed by `  - item` lines (the fleet's and the stack config's checks) gives
     `header: item` per item, with a hint naming where to correct it (the header's `(file)`); a
-    `Hint: ...` line belongs to the problem before it; every other line is a problem of its own.
+    `Hint: ...` line belongs to the problem before it, and an indented line too (as a further line, which
+    `error` moves to `details`); every other line is a problem of its own.
     """
     chunks: list[tuple[str, str | None]] = []  # (text, header it came under)
     header: str | None = None
@@ -98,12 +99,16 @@ def problems(text: str) -> list[tuple[str, str | None]]:
         elif item and header is not None:
             chunks.append((f"{header}: {item['item'].strip()}", header))
             header_used = True
-        elif line.endswith(":") and not item:
-            if not header_used and header is not None:
-                chunks.append((header, None))
-            header, header_used = line[:-1].strip(), False
+        elif raw[:1].isspace() and not item and chunks:  # an indented line goes on: the error's `details`
+            chunks[-1] = (f"{chunks[-1][0]}\n{line}", chunks[-1][1])
         else:
-            chunks.append((item["item"].strip() if item else line, None))
+            if not header_used and header is not None:  # a header without items is a problem of its own
+                chunks.append((header, None))
+            header, header_used = None, True
+            if line.endswith(":") and not item:
+                header, header_used = line[:-1].strip(), False
+            else:
+                chunks.append((item["item"].strip() if item else line, None))
     if not header_used and header is not None:
         chunks.append((header, None))
     result = []

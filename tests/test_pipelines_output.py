@@ -95,6 +95,12 @@ def test_a_program_error_is_one_error_per_problem_each_one_line_with_a_hint() ->
         ("GET failed (401).", "check the key."),
         ("something else", None),
     ]
+    # An indented line goes on with the problem before it: a further line, for `details`.
+    assert problems("preview failed:\nfirst reason\n    more of it\n") == [
+        ("preview failed", None),
+        ("first reason\nmore of it", None),
+    ]
+    assert error("engine", "first reason\nmore of it")["details"] == ["more of it"]
 
 
 def test_every_error_has_one_line_and_a_hint() -> None:
