@@ -8,7 +8,11 @@ Emulator mode (only with --emulator): the local emulator, persisted with `make d
 <project>/.pulumi-state/, with a local file backend there whatever PULUMI_BACKEND_URL says. The
 stack must have a Pulumi.<stack>.yaml; it is created in the local backend if missing. Pulumi
 reads (and may write, e.g. its `encryptionsalt`) a copy of that file kept in .pulumi-state/, so
-no run changes a tracked file.
+no run changes a tracked file. Nothing can send a request anywhere but the emulator: the copy
+leaves out the stack config that names a host or a key (`sendgrid:baseUrl`, `sendgrid:euBaseUrl`,
+`sendgrid:apiKey`; a warning says so), the environment loses every SENDGRID_* variable and every
+proxy variable (`*_proxy`, any case), and a Pulumi.yaml that sets one of those keys for every
+stack is refused.
 Output: see output.py and output.schema.json.
 """
 
@@ -31,8 +35,10 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
+from pulumi_sendgrid_tracking.config import SOURCES
+from pulumi_sendgrid_tracking.stack_config import split_key
 
-from .backend import stack_lookup_failed
+from .backend import scheme_problem, stack_lookup_failed
 from .messages import error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +49,8 @@ CONFIG_COMMANDS = frozenset({"preview", "up", "refresh", "destroy"})
 """The pulumi commands that read the stack config (and so take --config-file)."""
 # Emulator mode never uses these from the caller's environment: they point at real state or accounts.
 REAL_WORLD = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_HOME")
+REAL_HOSTS = ("base_url", "eu_base_url", "api_key")
+"""The provider settings (config.SOURCES) that name a SendGrid host or key: emulator mode uses the emulator's."""
 
 
 class PipelineError(Exception):
@@ -137,6 +145,8 @@ class Run:
     env: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     """The stack config file Pulumi reads instead of <project>/Pulumi.<stack>.yaml (emulator mode)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the run's output lists as warnings before the engine's (e.g. stack config emulator mode ignored)."""
 
     @property
     def project_name(self) -> str | None:
@@ -291,6 +301,8 @@ def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
             "tracking settings the stack manages, e.g. tracking_settings.click.read and .update) to this "
             "pipeline's environment. To run against the local emulator instead, pass --emulator.",
         )
+    if problem := scheme_problem(env):
+        raise PipelineError(*problem, kind="backend")
     if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
         whoami = subprocess.run(["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False)
         if whoami.returncode != 0:
@@ -309,12 +321,37 @@ def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
     return run
 
 
-def _emulator_config(project: Path, name: str, state: Path) -> Path:
-    """A copy of Pulumi.<stack>.yaml in .pulumi-state/, for Pulumi to read and write instead of the tracked file.
+def _real_world_keys(config: Any) -> list[str]:
+    """The keys of a `config:` block that name a SendGrid host or key (`sendgrid:baseUrl`, legacy forms too)."""
+    real = {SOURCES[name][0] for name in REAL_HOSTS}
+    return (
+        sorted(key for key in config if "{}:{}".format(*split_key(str(key))) in real)
+        if isinstance(config, dict)
+        else []
+    )
+
+
+def _emulator_config(project: Path, name: str, state: Path) -> tuple[Path, list[str]]:
+    """A copy of Pulumi.<stack>.yaml in .pulumi-state/, for Pulumi to read and write instead of the tracked file,
+    and the warnings for what the copy leaves out.
 
     The copy keeps the `encryptionsalt` Pulumi wrote into it on an earlier run when the tracked file
-    has none (prod), so the local stack's secrets stay readable; the config itself is the tracked one.
+    has none (prod), so the local stack's secrets stay readable; the config itself is the tracked one,
+    without the keys that would send requests to another host or with another key (REAL_HOSTS).
+    Raises PipelineError when Pulumi.yaml sets one of those for every stack: the copy cannot leave it out.
     """
+    try:
+        settings = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineError(f"{project}: no readable Pulumi.yaml ({exc})", "check --project-dir") from None
+    if found := _real_world_keys(settings.get("config") if isinstance(settings, dict) else None):
+        raise PipelineError(
+            f"Pulumi.yaml sets {', '.join(found)} for every stack, and emulator mode must send nothing but to "
+            "the local emulator",
+            f"move {', '.join(found)} from Pulumi.yaml's `config:` to the Pulumi.<stack>.yaml of the stacks that "
+            "need it (emulator mode leaves it out of those), or set it in the environment "
+            f"({', '.join(SOURCES[n][1] for n in REAL_HOSTS)}), which emulator mode does not pass on",
+        )
     tracked = stack_config_path(project, name)
     if not tracked.is_file():
         raise PipelineError(
@@ -328,6 +365,14 @@ def _emulator_config(project: Path, name: str, state: Path) -> Path:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PipelineError(f"{tracked.name} is not valid YAML: {exc}", f"fix {tracked.name}") from None
+    warnings = []
+    if isinstance(data, dict) and (dropped := _real_world_keys(data.get("config"))):
+        data["config"] = {k: v for k, v in data["config"].items() if k not in dropped}
+        text = yaml.safe_dump(data, sort_keys=False)
+        warnings.append(
+            f"emulator mode ignores {', '.join(dropped)} from {tracked.name}: every request goes to the local "
+            "emulator, with its own key"
+        )
     shadow_dir = state / "stack-config"
     shadow_dir.mkdir(parents=True, exist_ok=True)
     shadow = shadow_dir / tracked.name
@@ -337,9 +382,18 @@ def _emulator_config(project: Path, name: str, state: Path) -> Path:
             text = f"{text.rstrip()}\nencryptionsalt: {remembered['encryptionsalt']}\n"
     shadow.write_text(text, encoding="utf-8")
     # `pulumi stack init` has no --config-file: it runs beside the copy, in a project of the same name.
-    name_in_project = (yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8")) or {}).get("name")
+    name_in_project = settings.get("name") if isinstance(settings, dict) else None
     (shadow_dir / "Pulumi.yaml").write_text(yaml.safe_dump({"name": name_in_project, "runtime": "python"}))
-    return shadow
+    return shadow, warnings
+
+
+def _without_real_world(env: dict[str, str]) -> dict[str, str]:
+    """The environment for emulator mode: no SendGrid variable, no real state backend, no proxy (`*_proxy`)."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("SENDGRID_") and k not in REAL_WORLD and not k.lower().endswith("_proxy")
+    }
 
 
 @contextmanager
@@ -360,8 +414,8 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
 
     state = project / ".pulumi-state"
     state.mkdir(exist_ok=True)
-    config_file = _emulator_config(project, name, state)
-    env = {k: v for k, v in env.items() if not k.startswith("SENDGRID_") and k not in REAL_WORLD}
+    config_file, warnings = _emulator_config(project, name, state)
+    env = _without_real_world(env)
     env.update(
         {
             "PULUMI_BACKEND_URL": f"file://{state}",
@@ -378,7 +432,7 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
                 "SENDGRID_EU_BASE_URL": running.eu_base_url,
             }
         )
-        run = Run(project, name, "emulator", env, config_file)
+        run = Run(project, name, "emulator", env, config_file, warnings)
         if run.pulumi("stack", "select", name, stack=False).returncode != 0:
             created = subprocess.run(
                 ["pulumi", "stack", "init", name, "--secrets-provider", "passphrase", "--non-interactive"],
