@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pulumi
 from pulumi.dynamic import Resource, ResourceProvider
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import get_monitor, get_root_resource
 
 from . import config as config_mod
 from .errors import ConfigurationError
@@ -137,11 +137,21 @@ class _ProgramRun:
 _RUNS: dict[int, _ProgramRun] = {}
 
 
+def _under_mocks() -> bool:
+    """Whether the program runs under `pulumi.runtime.set_mocks` (a user's unit tests), not an engine."""
+    monitor = get_monitor()
+    return type(monitor).__name__ == "MockMonitor"
+
+
 def _program_run() -> _ProgramRun:
-    """This run's bookkeeping (a process may run several programs: the Automation API, tests)."""
+    """This run's bookkeeping (a process may run several programs: the Automation API, tests).
+
+    Under mocks, each test declares its resources after the previous test's ledger was declared: a closed
+    run is then followed by a new one (the mock monitor keeps no state to conflict with).
+    """
     root = get_root_resource()
     run = _RUNS.get(id(root))
-    if run is None:
+    if run is None or (run.closed and _under_mocks()):
         run = _RUNS[id(root)] = _ProgramRun()
     return run
 
