@@ -11,6 +11,7 @@ import asyncio
 import os
 import pickle
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -134,7 +135,9 @@ class _ProgramRun:
         self._ready.set_result(ledger.entries)
 
 
-_RUNS: dict[int, _ProgramRun] = {}
+_RUNS: weakref.WeakKeyDictionary[Any, _ProgramRun] = weakref.WeakKeyDictionary()
+"""The run of each program (by its root stack resource: the Automation API may run several in a process)."""
+_RUN_WITHOUT_ROOT: list[_ProgramRun] = []
 
 
 def _under_mocks() -> bool:
@@ -150,9 +153,13 @@ def _program_run() -> _ProgramRun:
     run is then followed by a new one (the mock monitor keeps no state to conflict with).
     """
     root = get_root_resource()
-    run = _RUNS.get(id(root))
+    run = _RUN_WITHOUT_ROOT[-1] if root is None and _RUN_WITHOUT_ROOT else None if root is None else _RUNS.get(root)
     if run is None or (run.closed and _under_mocks()):
-        run = _RUNS[id(root)] = _ProgramRun()
+        run = _ProgramRun()
+        if root is None:
+            _RUN_WITHOUT_ROOT[:] = [run]
+        else:
+            _RUNS[root] = run
     return run
 
 
