@@ -30,6 +30,7 @@ from pulumi_sendgrid_tracking import ClickTrackingProvider
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
+from pipelines.common import run_pulumi
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM
@@ -384,12 +385,8 @@ def handler_overhead(calls: int = 1000) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    version = subprocess.run(
-        ["pulumi", "version"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PATH": f"{engine_bin()}:{os.environ['PATH']}"},
+    version = run_pulumi(
+        ["version"], env={**os.environ, "PATH": f"{engine_bin()}:{os.environ['PATH']}"}, timeout=60
     ).stdout.strip()
     return {
         "cores": os.cpu_count(),
