@@ -34,7 +34,7 @@ from pipelines.common import run_pulumi
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM
-from .scale import against_limit, plot_scale, scale, small_fleet
+from .scale import against_limit, against_limit_postgres, plot_scale, scale, small_fleet
 
 KEY = "SG.bench-key"
 RESULTS = ROOT / "bench" / "results"
@@ -433,6 +433,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "small_fleet": small_fleet,
     "scale": scale,
     "against_limit": against_limit,
+    "against_limit_postgres": against_limit_postgres,
 }
 
 
