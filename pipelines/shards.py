@@ -253,17 +253,18 @@ class Fleet:
                 values[str(key)] = entry.get("value")
         return values
 
-    def view(self, name: str, *, state: bool = True) -> StackView:
-        config = self.config(name)
-        configured = config.get(f"{NAMESPACE}:{SHARD}")
+    def view(self, name: str, *, state: bool = True, config: bool = True) -> StackView:
+        """A stack's config (unless not `config`) and the accounts in its state (unless not `state`)."""
+        values = self.config(name) if config else {}
+        configured = values.get(f"{NAMESPACE}:{SHARD}")
         view = view_of(name, str(configured) if configured is not None else None, self.export(name) if state else None)
-        view.config = config
+        view.config = values
         return view
 
-    def views(self, names: Sequence[str], *, state: bool = True) -> list[StackView]:
+    def views(self, names: Sequence[str], *, state: bool = True, config: bool = True) -> list[StackView]:
         """The views of several stacks, read a few at a time (each is one or two pulumi commands)."""
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
-            return list(pool.map(lambda name: self.view(name, state=state), names))
+            return list(pool.map(lambda name: self.view(name, state=state, config=config), names))
 
     def export(self, name: str) -> dict[str, Any]:
         """`pulumi stack export` of one stack."""
@@ -322,8 +323,8 @@ class Fleet:
             )
         ours = [n for n in names if n != self.base and _count_of(n) == self.count]
         others = [n for n in names if n == self.base or _count_of(n) not in (None, self.count)]
-        views = self.views(ours, state=False) + self.views(others)
-        base = next(v for v in views if v.name == self.base)
+        base = self.view(self.base)
+        views = [base, *self.views(ours, state=False), *self.views([n for n in others if n != self.base], config=False)]
         errors = self.source_problems(base, [v for v in views if v.name in ours])
         warnings = []
         for view in views:
