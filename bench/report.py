@@ -455,7 +455,7 @@ def _against_limit(
         f"the floor is {al['requests_needed']:,} / {al['rate_per_s']} per s = {al['floor_s']:.0f} s.",
         "",
     ]
-    runs = [al, *([pg] if pg else [])]
+    runs = [al, *([pg] if pg else []), *([pg["file_same_run"]] if pg and pg.get("file_same_run") else [])]
     out += _table(
         [
             "state backend",
@@ -474,7 +474,9 @@ def _against_limit(
         ],
         [
             [
-                "PostgreSQL (one table)" if r.get("backend") == "postgres" else "file (one per stack)",
+                "PostgreSQL (one table)"
+                if r.get("backend") == "postgres"
+                else ("file (one per stack), beside PostgreSQL" if r is not al else "file (one per stack)"),
                 f"{r['n']:,}",
                 r["shards"],
                 f"{r['wall_s']:.0f} s",
@@ -499,7 +501,13 @@ def _against_limit(
             "",
             f"PostgreSQL{smaller}: every shard stack's state in one table of a local PostgreSQL "
             f"{pg.get('postgres', '')} server on loopback (`python -m bench against_limit_postgres`), the same rate, "
-            f"pacing and {pg['parallel']} stacks at a time; {pg['shards']} stacks of about {pg['per_shard']}. "
+            f"pacing and {pg['parallel']} stacks at a time; {pg['shards']} stacks of about {pg['per_shard']}"
+            + (
+                ", then the file backend at the same N, right after it, under the same load"
+                if pg.get("file_same_run")
+                else ""
+            )
+            + ". "
             + _load(pg_machine, *pg["loadavg"]),
         ]
     return out

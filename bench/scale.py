@@ -9,7 +9,8 @@
   against the floor (requests needed / allowed rate), counting 429s and errors from the emulator's log.
 - `against_limit_postgres`: the same, every shard stack's state in one table of a throwaway PostgreSQL
   server (tests/support/postgres.py; Debian's `postgresql`), the state backend a shared CI fleet would use.
-  A quick run: `BENCH_LIMIT_N=400 BENCH_LIMIT_RATE=10 python -m bench against_limit_postgres`.
+  Then the file backend again at the same N, for a comparison under the same load (BENCH_LIMIT_COMPARE=0:
+  not). A quick run: `BENCH_LIMIT_N=400 BENCH_LIMIT_RATE=10 python -m bench against_limit_postgres`.
 
 Every size and count is an environment variable (see `Knobs`), so a quick run is possible:
 `BENCH_SCALE_SIZES=40,200 BENCH_SCALE_SHARDED_MIN=200 BENCH_SCALE_SHARD_SIZE=50 BENCH_LIMIT_N=400
@@ -533,11 +534,14 @@ def against_limit_postgres() -> dict[str, Any]:
         result = against_limit(server.url("bench"))
         result["state_bytes"] = int(
             server.admin_sql(
-                "SELECT coalesce(sum(octet_length(data::text)), 0) FROM pulumi_state WHERE key LIKE '%/stacks/%'",
+                "SELECT coalesce(sum(octet_length(data->>'data') / 4 * 3), 0) FROM pulumi_state "
+                "WHERE key LIKE '%/stacks/%'",
                 "bench",
             ).strip()
         )
         result["postgres"] = server.admin_sql("SHOW server_version").strip()
+    if os.environ.get("BENCH_LIMIT_COMPARE", "1") == "1":  # the file backend at the same N, on the machine as it is now
+        result["file_same_run"] = against_limit()
     return result
 
 
