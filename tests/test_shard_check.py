@@ -11,7 +11,7 @@ from pulumi_sendgrid_tracking.shards import Shard, shard_of
 
 from pipelines import markdown
 from pipelines.output import payload
-from pipelines.shards import StackView, check, combine, fleet_source_problems, main, view_of
+from pipelines.shards import Fleet, StackView, check, combine, fleet_source_problems, main, view_of
 from tools.pulumi_project import ROOT
 
 SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "pipelines" / "output.schema.json").read_text()))
@@ -222,3 +222,55 @@ def test_a_shard_with_an_inline_fleet_of_its_own() -> None:
         f"prod-shard-{3 - home}-of-2 declares global/bob (inline in its stack config), which belongs to shard "
         f"{home}/2 (prod-shard-{home}-of-2): its preview would leave it out, and no stack would manage it",
     ]
+
+
+class StubFleet(Fleet):
+    """A Fleet whose stacks, configs and states are given, not read with pulumi."""
+
+    def __init__(self, stacks: dict[str, tuple[dict[str, Any], list[str]]]) -> None:
+        super().__init__(ROOT, "prod", 2, {})
+        self.given = stacks
+        self.read: list[str] = []
+
+    def stacks(self) -> list[str]:
+        return sorted(self.given)
+
+    def config(self, name: str) -> dict[str, Any]:
+        self.read.append(f"config {name}")
+        return self.given[name][0]
+
+    def export(self, name: str) -> dict[str, Any]:
+        self.read.append(f"export {name}")
+        resources = [
+            {
+                "urn": f"urn:pulumi:{name}::p::pulumi-python:dynamic/sendgrid:ClickTracking::click-{a}",
+                "type": "pulumi-python:dynamic/sendgrid:ClickTracking",
+                "outputs": {"__provider": "x", "region": a.split("/")[0], "on_behalf_of": a.partition("/")[2] or None},
+            }
+            for a in self.given[name][1]
+        ]
+        return {"deployment": {"resources": resources}}
+
+
+def test_a_preview_warns_of_accounts_the_fleets_stack_or_another_count_still_holds() -> None:
+    source = {f"{NS}:fleetFile": "fleets/prod.yaml"}
+    fleet = StubFleet(
+        {
+            "prod": (source, ["global/alice"]),
+            "prod-shard-1-of-2": ({**source, f"{NS}:shard": "1/2"}, []),
+            "prod-shard-2-of-2": ({**source, f"{NS}:shard": "2/2"}, []),
+            "prod-shard-1-of-3": ({**source, f"{NS}:shard": "1/3"}, ["global/bob", "eu/carol"]),
+        }
+    )
+    errors, warnings = fleet.preview_checks()
+    assert errors == []
+    assert [w["message"] for w in warnings] == [
+        "prod (the fleet's own stack) still manages 1 account setting(s) of 1 account(s) (global/alice); this "
+        "preview of 2 shards plans them as new. Move them with their state first: pipelines/shards reshard "
+        "--stack prod --shards 2",
+        "prod-shard-1-of-3 (a shard stack of 3) still manages 2 account setting(s) of 2 account(s) (eu/carol, "
+        "global/bob); this preview of 2 shards plans them as new. Move them with their state first: "
+        "pipelines/shards reshard --stack prod --shards 2",
+    ]
+    # The stacks of this count: their config only (their states are the shards' own previews' to read).
+    assert "export prod-shard-1-of-2" not in fleet.read and "config prod-shard-1-of-3" not in fleet.read
