@@ -144,7 +144,7 @@ def run_pulumi(
 
     Raises PipelineError naming the command, how long it waited and what to do when the timeout
     (`timeout`, else `pulumi_timeout`) runs out; the command and everything it started (language
-    host, providers) is stopped first: SIGTERM to its process group, SIGKILL after 5 s.
+    host, providers) is stopped first (`_stop`). Ctrl-C stops it the same way.
     """
     limit = timeout if timeout is not None else pulumi_timeout(args, env)
     started = time.monotonic()
@@ -160,8 +160,9 @@ def run_pulumi(
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
+        waited = time.monotonic() - started
         _stop(proc)
-        raise _timed_out(args, env, time.monotonic() - started) from None
+        raise _timed_out(args, env, waited) from None
     except BaseException:  # Ctrl-C or a signal: no pulumi is left behind
         _stop(proc)
         raise
@@ -169,7 +170,9 @@ def run_pulumi(
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """Stop pulumi and everything it started: SIGINT first (Pulumi cancels gracefully and releases its lock when
+    it can), then SIGTERM, then SIGKILL, 5 s apart, to the whole process group."""
+    for sig, grace in ((signal.SIGINT, 5.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
         try:

@@ -16,6 +16,14 @@ shard stack, an account recorded in a shard it does not hash into (a count chang
 and a stack deployed as another shard than its config says. A deploy does not start while any of
 these stand.
 
+The fleet has one source: the file the fleet's stack names (`fleetFile`), which every shard stack
+names too and reads at every run. An inline fleet is refused for sharding (init creates nothing);
+preview, drift-check, deploy and check fail when a shard stack reads its fleet from anywhere else,
+naming the shard of each account it declares that belongs to another. preview and drift-check warn
+(`diagnostics`, and stderr) when the fleet's own stack or shard stacks of another count still hold
+accounts. Every pulumi command runs through `common.run_pulumi` (a timeout, and PostgreSQL's `stack ls`
+made safe).
+
 Exit codes as the other scripts: 0, 1 on any error, 2 (drift-check) when a shard drifted.
 """
 

@@ -60,7 +60,7 @@ def test_a_hanging_pulumi_is_stopped_with_everything_it_started(tmp_path: Path) 
     started = time.monotonic()
     with pytest.raises(PipelineError) as raised:
         run_pulumi(["stack", "ls", "--json"], env=env, timeout=1)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30
     assert raised.value.message == (
         "`pulumi stack ls --json` did not finish in 1 s, so it was stopped (state backend Pulumi Cloud)"
     )
