@@ -502,12 +502,18 @@ def _against_limit(
             f"PostgreSQL{smaller}: every shard stack's state in one table of a local PostgreSQL "
             f"{pg.get('postgres', '')} server on loopback (`python -m bench against_limit_postgres`), the same rate, "
             f"pacing and {pg['parallel']} stacks at a time; {pg['shards']} stacks of about {pg['per_shard']}"
-            + (
-                ", then the file backend at the same N, right after it, under the same load"
-                if pg.get("file_same_run")
-                else ""
-            )
+            + (", then the file backend at the same N, right after it" if pg.get("file_same_run") else "")
             + ". "
             + _load(pg_machine, *pg["loadavg"]),
         ]
+        same = pg.get("file_same_run")
+        if same:
+            median = {r["backend"]: sorted(r["per_stack_s"])[len(r["per_stack_s"]) // 2] for r in (pg, same)}
+            shown = "; ".join("/".join(f"{v:.1f}" for v in x) for x in same["loadavg"])
+            out += [
+                "",
+                f"The file run's load average, before and after: {shown}. One stack's create (median): "
+                f"{median['postgres']:.0f} s on PostgreSQL, {median['file']:.0f} s on the file backend. The machine "
+                "was shared with other work (see the load): the ratios are this run's, not the backend's floor.",
+            ]
     return out
