@@ -32,6 +32,7 @@ from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
+from .discover import discover_section
 from .null_provider import PROGRAM as NULL_PROGRAM
 from .scale import against_limit, plot_scale, scale, small_fleet
 
@@ -436,6 +437,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "small_fleet": small_fleet,
     "scale": scale,
     "against_limit": against_limit,
+    "discover": discover_section,
 }
 
 

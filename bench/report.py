@@ -259,7 +259,12 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         [[r["n"], f"{r['peak_rss_mb_ours']:.1f} MB", f"{r['peak_rss_mb_null']:.1f} MB"] for r in rows],
     )
     out += ["", "Peak resident set (VmHWM) of the `python -m pulumi.dynamic` process, sampled every 50 ms.", ""]
-    for name, part in (("small_fleet", _small_fleet), ("scale", _scale), ("against_limit", _against_limit)):
+    for name, part in (
+        ("small_fleet", _small_fleet),
+        ("scale", _scale),
+        ("against_limit", _against_limit),
+        ("discover", _discover),
+    ):
         if name in sections:
             out += part(sections[name][name], sections[name]["machine"])
     return "\n".join(out)
@@ -462,4 +467,78 @@ def _against_limit(al: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         ],
     )
     out += ["", _load(machine, *al["loadavg"])]
+    return out
+
+
+def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    runs = dc["runs"]
+    out = [
+        "",
+        "## 9. Discover: adopting N subusers under SendGrid's rate limit",
+        "",
+        "`pipelines/discover` (in process, as the command runs it) against a world of N subusers, half in each region,",
+        f"with mixed settings, {dc['latency_s'] * 1000:.0f} ms emulator latency. It lists the subusers (100 a page),"
+        " reads the four settings of the parent and of every subuser, and writes and re-parses the fleet file; the",
+        "package's client paces it below the limit. The floor is the requests needed (4 per account and the pages)"
+        " divided by the allowed rate. SendGrid publishes "
+        f"{dc['sendgrid_rate_per_s'] * 60:.0f} requests/min ({dc['sendgrid_rate_per_s']:g}/s).",
+        "",
+    ]
+    out += _table(
+        [
+            "N",
+            "allowed",
+            "paced at",
+            "threads",
+            "requests",
+            "needed",
+            "429",
+            "errors",
+            "wall",
+            "floor",
+            "ratio",
+            "fleet",
+        ],
+        [
+            [
+                f"{r['n']:,}",
+                f"{r['rate_per_s']:g}/s" + (f" per {r['window_s']:.0f} s window" if r["window_s"] != 1 else ""),
+                f"{r['pacing_per_s']:.2f}/s",
+                r["threads"],
+                f"{r['requests']:,}",
+                f"{r['requests_needed']:,}",
+                r["rate_limited"],
+                r["errors"],
+                f"{r['wall_s']:.1f} s",
+                f"{r['floor_s']:.1f} s",
+                f"{r['ratio_to_floor']:.2f}x",
+                f"{r['fleet_lines']:,} lines",
+            ]
+            for r in runs
+        ],
+    )
+    at_sendgrid = [r for r in runs if r["rate_per_s"] == dc["sendgrid_rate_per_s"]]
+    others = [r for r in runs if r not in at_sendgrid]
+    out += [""]
+    if others:
+        floors = ", ".join(f"{r['requests_needed'] / dc['sendgrid_rate_per_s']:.0f} s" for r in others)
+        out += [
+            "Sizes run at another limit than SendGrid's (to fit the run's time): "
+            + ", ".join(f"N = {r['n']:,} at {r['rate_per_s']:g}/s" for r in others)
+            + f". At SendGrid's limit their floor would be {floors}.",
+            "",
+        ]
+    exact = all(r["requests"] == r["requests_needed"] and r["rate_limited"] == 0 and r["errors"] == 0 for r in runs)
+    out += [
+        (
+            "No request beyond the floor's was sent (requests = needed, no 429, no error): the time above the floor"
+            if exact
+            else "**Requests beyond the floor's were sent (see the table): a defect to look into.** The rest of the time"
+        )
+        + f" is the pacer's {(1 - runs[0]['pacing_per_s'] / runs[0]['rate_per_s']) * 100:.0f}% headroom and the"
+        " sequential start (the parent's four reads decide which settings the key may read before any account is"
+        " read).",
+        "",
+        _load(machine, *[x for r in runs for x in r["loadavg"]]),
+    ]
     return out
