@@ -533,7 +533,7 @@ def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         (
             "No request beyond the floor's was sent (requests = needed, no 429, no error): the time above the floor"
             if exact
-            else "**Requests beyond the floor's were sent (see the table): a defect to look into.** The rest of the time"
+            else "**Requests beyond the floor's were sent (see the table): a defect.** The rest of the time"
         )
         + f" is the pacer's {(1 - runs[0]['pacing_per_s'] / runs[0]['rate_per_s']) * 100:.0f}% headroom and the"
         " sequential start (the parent's four reads decide which settings the key may read before any account is"

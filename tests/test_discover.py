@@ -393,3 +393,45 @@ def test_settings_may_be_spelled_as_the_fleet_spells_them() -> None:
     assert [s.name for s in discover_mod._settings("googleAnalytics,click")] == ["google_analytics", "click"]
     with pytest.raises(argparse.ArgumentTypeError):
         discover_mod._settings("")
+
+
+def test_reads_in_parallel_within_the_request_budget(
+    emulator: Emulator,
+    state: EmulatorState,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sendgrid:maxRequestsPerSecond paces every thread together; the emulator's limit is never hit."""
+    state.configure(rate_limit=20, rate_window=1.0, latency=0.1)
+    for i in range(50):
+        state.add_subuser("global", f"u{i:02}")
+    config = {"sendgrid:maxRequestsPerSecond": "17"}
+    code, _ = command(emulator, project, monkeypatch, capsys, "--settings", "click", config=config)
+    assert code == 0
+    log = state.request_log()
+    assert len(log) == 1 + 1 + 50 and all(e["status"] == 200 for e in log)
+    span = log[-1]["time"] - log[0]["time"]
+    assert span >= (len(log) - 2) / 17  # paced (the first two requests may go at once)
+    assert span < len(log) * 0.1  # yet faster than one request at a time at 100 ms each
+
+
+def test_the_markdown_summary_of_a_diff(
+    emulator: Emulator,
+    state: EmulatorState,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipelines import markdown
+
+    state.add_subuser("global", "alice")
+    state.add_subuser("global", "bob", disabled=True)
+    fleet_file = project / "fleet.yaml"
+    fleet_file.write_text("parent: {click: {enabled: true}}\nsubusers:\n  - {username: bob, click: {enabled: true}}\n")
+    code, out = command(emulator, project, monkeypatch, capsys, "--diff", "--output", str(fleet_file))
+    assert code == 2
+    text = markdown.render(out)
+    assert ":warning: **SendGrid and <code>fleet.yaml</code> differ: 2**" in text
+    assert "| <code>global/alice</code> | not in the fleet |  |" in text
+    assert "| <code>global/bob</code> | not in SendGrid | disabled in SendGrid: not read, not declared |" in text
