@@ -285,6 +285,16 @@ class Reader:
                 if account in seen:
                     continue
                 seen.add(account)
+                if Account(SUBUSER, self.other(account.region), account.on_behalf_of) in seen:
+                    discovery.skipped.append(
+                        Skipped(
+                            account,
+                            f"listed in both regions; {account.name!r} cannot name two accounts in one fleet",
+                            "rename one of them in SendGrid, or declare them by hand in two stacks",
+                            kind="region",
+                        )
+                    )
+                    continue
                 discovery.listed[SUBUSER] = discovery.listed.get(SUBUSER, 0) + 1
                 if item["disabled"]:
                     discovery.skipped.append(

@@ -435,3 +435,19 @@ def test_the_markdown_summary_of_a_diff(
     assert ":warning: **SendGrid and <code>fleet.yaml</code> differ: 2**" in text
     assert "| <code>global/alice</code> | not in the fleet |  |" in text
     assert "| <code>global/bob</code> | not in SendGrid | disabled in SendGrid: not read, not declared |" in text
+
+
+def test_a_username_listed_in_both_regions_is_declared_once(
+    emulator: Emulator,
+    state: EmulatorState,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SendGrid's usernames are unique; the emulator's two worlds may hold one twice: the first listed is kept."""
+    state.add_subuser("global", "twin")
+    state.add_subuser("eu", "twin")
+    code, out = command(emulator, project, monkeypatch, capsys, "--settings", "click")
+    assert code == 0
+    assert [(s["account"], s["kind"]) for s in out["discovery"]["skipped"]] == [("eu/twin", "region")]
+    assert {k[:2] for k in declared(project / "fleets" / "dev.yaml")} == {("global", None), ("global", "twin")}
