@@ -443,6 +443,10 @@ def discover(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    # Threads finish in any order: the report is in the fleet's (what concerns every account first).
+    discovery.skipped.sort(
+        key=lambda s: (s.account is not None, s.account.sort_key() if s.account else (), s.setting or "")
+    )
     return discovery
 
 
