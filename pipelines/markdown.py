@@ -203,13 +203,19 @@ def _details(data: Mapping[str, Any]) -> str:
         if entry["error"]:
             lines.append(f"    error: {entry['error']['message']}")
     if data["state"]:
-        seen = {"preview": "recorded", "deploy": "recorded after the deploy", "drift-check": "read live"}
+        seen = {
+            "preview": "recorded",
+            "deploy": "recorded after the deploy",
+            "drift-check": "read live",
+            "discover": "read live, as the fleet file declares them",
+        }
         lines += ["", f"settings ({seen.get(data['command'] or '', 'recorded')}):"]
         for s in data["state"]:
             values = ", ".join(f"{k}={value(v)}" for k, v in s["values"].items())
             originals = ", ".join(f"{k}={value(v)}" for k, v in s["originals"].items())
             lines.append(f"  {s['account']} {s['setting']} ({s['resource']}, on_delete {s['on_delete']}): {values}")
-            lines.append(f"    originals: {originals or 'none'}")
+            if data["command"] != "discover":  # discover reads no state: nothing is recorded yet
+                lines.append(f"    originals: {originals or 'none'}")
     for error in data["errors"]:
         lines += [f"error: {error['message']}", *(f"  {d}" for d in error["details"])]
     if data["diagnostics"]:
