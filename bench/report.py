@@ -517,6 +517,8 @@ def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             for r in runs
         ],
     )
+    if dc.get("note"):
+        out += ["", dc["note"] + "."]
     at_sendgrid = [r for r in runs if r["rate_per_s"] == dc["sendgrid_rate_per_s"]]
     others = [r for r in runs if r not in at_sendgrid]
     out += [""]
