@@ -451,3 +451,18 @@ def test_a_username_listed_in_both_regions_is_declared_once(
     assert code == 0
     assert [(s["account"], s["kind"]) for s in out["discovery"]["skipped"]] == [("eu/twin", "region")]
     assert {k[:2] for k in declared(project / "fleets" / "dev.yaml")} == {("global", None), ("global", "twin")}
+
+
+def test_diff_without_the_file_and_a_stack_without_a_fleet_file_are_errors_before_any_request(
+    emulator: Emulator, project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = command(emulator, project, monkeypatch, capsys, "--diff")
+    assert (code, out["error"]) == (1, "cannot read fleets/dev.yaml: No such file or directory")
+    inline = {
+        "sendgrid-click-tracking:fleetFile": None,
+        "sendgrid-click-tracking:parent": '{"click": {"enabled": true}}',
+    }
+    code, out = command(emulator, project, monkeypatch, capsys, config=inline)
+    assert code == 1 and out["error"].startswith("stack dev has no sendgrid-click-tracking:fleetFile")
+    assert "--output" in out["hint"]
+    assert emulator.state.request_log() == []
