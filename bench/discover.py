@@ -9,8 +9,8 @@ through the package's client paced at BENCH_DISCOVER_HEADROOM x the rate (`sendg
 The floor is the requests needed divided by the allowed rate. The emulator's log gives the requests sent,
 the 429s and the errors.
 
-At the defaults the section takes about 75 minutes (floors of 41, 402 and 4,010 s);
-`BENCH_DISCOVER_SIZES=100,1000 python -m bench discover` about 8. A size run at another rate
+At the defaults the section takes about 56 minutes (floors of 31, 302 and 3,011 s);
+`BENCH_DISCOVER_SIZES=100,1000 python -m bench discover` about 6. A size run at another rate
 (`BENCH_DISCOVER_RATES=10,10,100`) is shown as such in BENCHMARKS.md, with its floor at SendGrid's rate.
 """
 
@@ -28,7 +28,15 @@ from pulumi_sendgrid_tracking import config as config_mod
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
-from pipelines.discover import SUBUSERS_PAGE, Reader, build_fleet, check_round_trip, discover, render_fleet
+from pipelines.discover import (
+    SUBUSERS_PAGE,
+    Reader,
+    build_fleet,
+    check_round_trip,
+    discover,
+    render_fleet,
+    requests_per_account,
+)
 
 KEY = "SG.bench-key"
 LATENCY = 0.05
@@ -68,7 +76,8 @@ def one(n: int, rate: float, window: float, headroom: float) -> dict[str, Any]:
     # Enough threads to keep the paced rate busy through the latency (and the machine's own delays).
     jobs = max(4, math.ceil(pace * LATENCY * 4))
     settings = list(SETTINGS.values())
-    needed = 4 * (n + 1) + (n // SUBUSERS_PAGE + 1)  # four GETs per account (the parent too), the list's pages
+    # The parent: a GET per setting and the list; the pages of subusers; then each subuser's reads.
+    needed = len(settings) + 1 + (n // SUBUSERS_PAGE + 1) + n * requests_per_account(settings, use_list=True)
     log(f"discover: N={n}, {rate:g}/s, pacing {pace:.2f}/s, {jobs} threads, floor {needed / rate:.0f} s")
     with Emulator(state) as emulator, tempfile.TemporaryDirectory() as tmp:
         env = {"SENDGRID_API_KEY": KEY, "SENDGRID_BASE_URL": emulator.base_url}

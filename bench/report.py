@@ -479,8 +479,9 @@ def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "`pipelines/discover` (in process, as the command runs it) against a world of N subusers, half in each region,",
         f"with mixed settings, {dc['latency_s'] * 1000:.0f} ms emulator latency. It lists the subusers (100 a page),"
         " reads the four settings of the parent and of every subuser, and writes and re-parses the fleet file; the",
-        "package's client paces it below the limit. The floor is the requests needed (4 per account and the pages)"
-        " divided by the allowed rate. SendGrid publishes "
+        "package's client paces it below the limit. The floor is the requests needed divided by the allowed rate:"
+        " 3 per subuser (the list `GET /v3/tracking_settings` for click and open, a GET each for subscription and"
+        " google_analytics), 5 for the parent, one per page of 100 subusers. SendGrid publishes "
         f"{dc['sendgrid_rate_per_s'] * 60:.0f} requests/min ({dc['sendgrid_rate_per_s']:g}/s).",
         "",
     ]
@@ -538,8 +539,8 @@ def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             else "**Requests beyond the floor's were sent (see the table): a defect.** The rest of the time"
         )
         + f" is the pacer's {(1 - runs[0]['pacing_per_s'] / runs[0]['rate_per_s']) * 100:.0f}% headroom and the"
-        " sequential start (the parent's four reads decide which settings the key may read before any account is"
-        " read).",
+        " sequential start (the parent's reads decide which settings, and whether the list, the key may read"
+        " before any other account is read).",
         "",
         _load(machine, *[x for r in runs for x in r["loadavg"]]),
     ]

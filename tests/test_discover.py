@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,15 @@ def test_a_world_of_hundreds_becomes_a_fleet_declaring_exactly_what_sendgrid_hol
     pages = [e for e in log if e["path"] == "/v3/subusers"]
     assert len(pages) == math.ceil(361 / 100)  # 360 subusers and the disabled one, 100 a page
     accounts = 1 + 360 + 1  # the parent, the enabled subusers, the customer account
-    assert len(log) == len(pages) + 4 * accounts  # one GET per account and setting, nothing twice
+    # The parent: a GET per setting (which may the key read?) and the list; every other account: the list
+    # (click and open: their only field, `enabled`, is in it) and a GET each for subscription and google_analytics.
+    assert len(log) == len(pages) + (4 + 1) + 3 * (accounts - 1)
+    per_path = Counter(e["path"] for e in log)
+    assert per_path["/v3/tracking_settings"] == accounts
+    assert per_path["/v3/tracking_settings/click"] == per_path["/v3/tracking_settings/open"] == 1
+    assert (
+        per_path["/v3/tracking_settings/subscription"] == per_path["/v3/tracking_settings/google_analytics"] == accounts
+    )
     assert out["summary"]["checked"] == 4 * accounts
     assert out["discovery"]["listed"] == {"subusers": 361, "customers": 0}
     assert [(s["account"], s["kind"]) for s in out["discovery"]["skipped"]] == [("global/off", "disabled")]
@@ -187,11 +196,13 @@ def test_only_the_settings_asked_and_the_key_id_never_the_key(
     assert code == 0
     text = (project / "f.yaml").read_text()
     assert "keyid123" in text and "secretpart456" not in text and "secretpart456" not in json.dumps(out)
-    assert {e["path"] for e in state.request_log()} == {
-        "/v3/subusers",
-        "/v3/tracking_settings/click",
-        "/v3/tracking_settings/open",
-    }
+    assert [(e["path"], e["on_behalf_of"]) for e in state.request_log()] == [
+        ("/v3/tracking_settings/click", None),
+        ("/v3/tracking_settings/open", None),
+        ("/v3/tracking_settings", None),
+        ("/v3/subusers", None),
+        ("/v3/tracking_settings", "alice"),  # click and open in one request
+    ]
     assert set(load_fleet_yaml(text, "x")["defaults"]) == {"open"}  # click differs: true (parent), false (alice)
 
 
@@ -214,6 +225,9 @@ def test_a_missing_scope_is_named_and_that_setting_left_out(
     assert {k[2] for k in declared(project / "fleets" / "dev.yaml")} == {"click", "open", "subscription"}
     ga = [e for e in state.request_log() if e["path"].endswith("google_analytics")]
     assert [(e["on_behalf_of"], e["status"]) for e in ga] == [(None, 403)]  # asked once, on the parent
+    # Nor may it read the list (tracking_settings.read): asked once, then a GET per setting for every account.
+    listed = [e for e in state.request_log() if e["path"] == "/v3/tracking_settings"]
+    assert [(e["on_behalf_of"], e["status"]) for e in listed] == [(None, 403)]
 
 
 def test_without_subusers_read_the_parent_alone_is_declared(
@@ -247,7 +261,7 @@ def test_a_429_storm_is_waited_out(
     assert code == 0, out
     log = state.request_log()
     assert sum(e["status"] == 429 for e in log) == 2 + 6 * 3
-    assert len(log) == 2 + 6 * 3 + 1 + 4 * (1 + 40 + 1)  # every 429 retried once, nothing else sent twice
+    assert len(log) == 2 + 6 * 3 + 1 + (4 + 1) + 3 * (40 + 1)  # every 429 retried, nothing else sent twice
     assert declared(project / "fleets" / "dev.yaml") == live_values(state)
 
 
