@@ -33,6 +33,7 @@ from pulumi_sendgrid_tracking.tracking import SETTINGS
 from pipelines.common import run_pulumi
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
+from .discover import discover_section
 from .null_provider import PROGRAM as NULL_PROGRAM
 from .scale import against_limit, against_limit_postgres, plot_scale, scale, small_fleet
 
@@ -481,6 +482,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "scale": scale,
     "against_limit": against_limit,
     "against_limit_postgres": against_limit_postgres,
+    "discover": discover_section,
 }
 
 

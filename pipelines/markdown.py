@@ -69,6 +69,15 @@ def _headline(data: Mapping[str, Any]) -> str:
         return f":x: **{command} failed**"
     if command == "shard-check":
         return f":white_check_mark: **no account in two stacks**: {counts['checked']} setting(s) checked"
+    if command == "discover":
+        found = data["discovery"]
+        if not found["diff"]:
+            return (
+                f":mag: **discovered {found['accounts']} account(s)**, wrote <code>{_text(found['fleet_file'])}</code>"
+            )
+        if counts["drifted"]:
+            return f":warning: **SendGrid and <code>{_text(found['fleet_file'])}</code> differ: {counts['drifted']}**"
+        return f":white_check_mark: **SendGrid holds what <code>{_text(found['fleet_file'])}</code> declares**"
     if command == "drift-check":
         if counts["drifted"]:
             return f":warning: **drift: {counts['drifted']} field(s)** in {counts['checked']} setting(s) checked"
@@ -129,6 +138,7 @@ def render(data: Mapping[str, Any]) -> str:
             for d in data["drift"]
         ]
         body += [*_within(drift, TABLE_CHARS), ""]
+    body += _discovery(data.get("discovery"))
     errors = []
     for error in data["errors"]:
         where = " ".join(x for x in (error["account"], error["setting"]) if x) or error["resource"]
@@ -145,6 +155,28 @@ def render(data: Mapping[str, Any]) -> str:
     elif details:
         text += "\n_The details were too long for a comment: the full JSON output has them._\n"
     return text[:MAX_CHARS]
+
+
+def _discovery(found: Mapping[str, Any] | None) -> list[str]:
+    """pipelines/discover: the accounts on one side only (--diff), and what was left out."""
+    if not found:
+        return []
+    body: list[str] = []
+    rows = [("not in the fleet", d) for d in found["not_in_fleet"]] + [
+        ("not in SendGrid", d) for d in found["not_in_sendgrid"]
+    ]
+    if rows:
+        body += ["| account | where | note |", "|---|---|---|"]
+        table = [f"| <code>{_text(d['account'])}</code> | {where} | {_text(d['note'] or '')} |" for where, d in rows]
+        body += [*_within(table, TABLE_CHARS), ""]
+    skipped = [
+        f"- **{_text(s['account'] or s['setting'] or 'list')}** left out: {_text(s['reason'])}"
+        f"<br>Hint: {_text(s['hint'])}"
+        for s in found["skipped"]
+    ]
+    if skipped:
+        body += [*_within(skipped, NOTES_CHARS), ""]
+    return body
 
 
 def _within(lines: list[str], budget: int) -> list[str]:
@@ -171,13 +203,19 @@ def _details(data: Mapping[str, Any]) -> str:
         if entry["error"]:
             lines.append(f"    error: {entry['error']['message']}")
     if data["state"]:
-        seen = {"preview": "recorded", "deploy": "recorded after the deploy", "drift-check": "read live"}
+        seen = {
+            "preview": "recorded",
+            "deploy": "recorded after the deploy",
+            "drift-check": "read live",
+            "discover": "read live, as the fleet file declares them",
+        }
         lines += ["", f"settings ({seen.get(data['command'] or '', 'recorded')}):"]
         for s in data["state"]:
             values = ", ".join(f"{k}={value(v)}" for k, v in s["values"].items())
             originals = ", ".join(f"{k}={value(v)}" for k, v in s["originals"].items())
             lines.append(f"  {s['account']} {s['setting']} ({s['resource']}, on_delete {s['on_delete']}): {values}")
-            lines.append(f"    originals: {originals or 'none'}")
+            if data["command"] != "discover":  # discover reads no state: nothing is recorded yet
+                lines.append(f"    originals: {originals or 'none'}")
     for error in data["errors"]:
         lines += [f"error: {error['message']}", *(f"  {d}" for d in error["details"])]
     if data["diagnostics"]:
