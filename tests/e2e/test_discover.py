@@ -60,16 +60,17 @@ def world(n: int) -> dict[str, Any]:
 def originals_recorded(project: PulumiProject) -> dict[tuple[str, str | None], dict[str, Any]]:
     """(region, on_behalf_of) → the original of each managed field, as the stack records it.
 
-    The one place that knows where originals live (today: the setting resource's `original_<field>` outputs);
-    adapt it when that changes.
+    The one place that knows where originals live: each setting resource's `originals` (values, nulls
+    left out) and `held_fields` (names) outputs, the one source every give-back uses.
     """
     found = {}
     for resource in project.export()["deployment"]["resources"]:
         if not resource["type"].endswith(":SubscriptionTracking"):
             continue
         outs = resource["outputs"]
+        originals = outs.get("originals") or {}
         found[(outs["region"], outs.get("on_behalf_of"))] = {
-            f: outs.get(f"original_{f}") for f in outs["managed_fields"]
+            f: originals.get(f) for f in outs["managed_fields"] if f in outs["held_fields"]
         }
     return found
 
