@@ -205,8 +205,10 @@ class _RunHints:
             return key in self._declared
 
     def gave_back(self, key: str) -> None:
+        """The account was given back: what the ledger read before is stale (a replacement creates it next)."""
         with self._lock:
             self._given_back.add(key)
+            self._fresh.pop(key, None)
 
     def given_back(self, key: str) -> bool:
         with self._lock:
