@@ -218,3 +218,40 @@ def test_a_kept_record_sends_nothing_and_records_are_never_read_or_changed(adopt
     assert adoption.diff("subscription/global", record, record).changes is False
     assert adoption.read("subscription/global", {**record, "__provider": "p"}).outs == record
     assert http.call_count == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (reported to the lead): on the first 0.3.0 `up` the ledger reads an upgraded account's current "
+    "values, which this stack wrote; a later replacement (`--replace`, replace_on_changes) or `pulumi state "
+    "delete` + `up` takes them from the ledger as originals",
+)
+def test_an_upgraded_setting_replaced_later_keeps_the_originals_from_before_the_stack(http: Any) -> None:
+    outs = saved("v0.2.0")["SubscriptionTracking::subuser-carol-subscription"]
+    key = "subscription/eu/carol"
+    managed = outs["managed_fields"]
+    written = {f.name: outs[f.name] for f in SETTINGS["subscription"].fields if outs.get(f.name) is not None}
+    http.get(EU_SUBSCRIPTION, json=written)
+    # The first 0.3.0 `up`: the ledger is new and reads carol, as she is now (the stack's values).
+    ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
+    spec = {"setting": "subscription", "region": "eu", "on_behalf_of": "carol", "managed": managed}
+    entry = ledger.create({"accounts": {key: spec}}).outs["entries"][key]
+    provider = provider_for("SubscriptionTracking")
+    news = {
+        **{name: outs[name] for name in managed},
+        "on_behalf_of": "carol",
+        "region": "eu",
+        "on_delete": "restore",
+        "name": "subuser-carol-subscription",
+        "ledger": entry,
+    }
+    upgraded = provider.update("eu/carol", outs, news).outs
+    assert upgraded["originals"] == {"enabled": False, "plain_content": ""}  # its own, from 0.2.0
+    # A later `pulumi up --replace <urn>` (delete first, then create), in a run of its own.
+    http.patch(EU_SUBSCRIPTION, json=written)
+    provider.delete("eu/carol", upgraded)
+    created = provider.create(news).outs
+    assert (created["originals"], created["held_fields"]) == (
+        {"enabled": False, "plain_content": ""},
+        ["enabled", "plain_content", "url"],
+    )
