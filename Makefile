@@ -15,13 +15,14 @@ export PATH := $(ENGINE_BIN):$(BIN):$(PATH)
 export PULUMI_ENGINE_BIN := $(ENGINE_BIN)
 PYTEST_ARGS ?=
 
-.PHONY: help venv engine demo test unit lint typecheck fmt bench reliability emulator clean
+.PHONY: help venv engine demo test unit lint typecheck fmt bench reliability emulator dist clean
 
 help:
 	@echo "make demo       the program against the local emulator (no accounts needed)"
 	@echo "make test       lint, types, and every test suite, engine end-to-end included"
 	@echo "make unit       the tests that need no Pulumi engine"
-	@echo "make lint | typecheck | fmt | bench | reliability | emulator | engine | clean"
+	@echo "make dist       the sdist and the wheel into dist/, checked (twine check --strict, package files only)"
+	@echo "make lint | typecheck | fmt | bench | reliability | mutants | emulator | engine | clean"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -62,11 +63,19 @@ test: venv lint typecheck engine
 reliability: venv engine
 	$(BIN)/python -m tools.reliability
 
+# Each known defect put back (tests/mutants/*.patch) in a scratch copy: its tests must catch it.
+mutants: venv engine
+	$(BIN)/python -m tools.mutants
+
 bench: venv engine
 	$(BIN)/python -m bench
 
 emulator: venv
 	$(BIN)/python -u -m pulumi_sendgrid_tracking.emulator --verbose --seed tools/demo-seed.json
 
+# dist/: the sdist and the wheel of this checkout, checked (tests/e2e/test_package.py builds a fresh clone the same way).
+dist: venv
+	$(BIN)/python -m tools.dist --outdir dist
+
 clean:
-	rm -rf .pulumi-state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist .pulumi-state .pytest_cache .mypy_cache .ruff_cache

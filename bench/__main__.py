@@ -227,8 +227,8 @@ def api_phase(entries: list[dict[str, Any]]) -> tuple[float, float]:
     return span, len(entries) * LATENCY / span
 
 
-def engine_run(n: int, variant: str) -> dict[str, float]:
-    with stack(n, LATENCY) as project:
+def engine_run(n: int, variant: str, latency: float = LATENCY) -> dict[str, float]:
+    with stack(n, latency) as project:
         if variant == "null":
             shutil.copy(ROOT / "bench" / "null_provider.py", project.dir / "null_provider.py")
             (project.dir / "__main__.py").write_text(NULL_PROGRAM)
@@ -308,6 +308,52 @@ def time_against_n() -> dict[str, Any]:
             }
         )
     return {"latency_s": LATENCY, "server_threads": SERVER_THREADS, "repeats": REPEATS, "rows": rows}
+
+
+# 2b. the state's shape against the engine's floor (issue 18) ----------------------------------------
+
+DESIGN_SIZES = [int(n) for n in os.environ.get("BENCH_DESIGN_SIZES", "150,200").split(",")]
+DESIGN_LATENCIES = [float(x) for x in os.environ.get("BENCH_DESIGN_LATENCIES", "0,0.05").split(",")]
+PREVIOUS_DESIGNS = {
+    "0.2.0 (a setting and its adoption record per account)": {
+        "n": 200,
+        "latency_s": 0.05,
+        "up": 18.16,
+        "destroy": 15.12,
+    },
+    "0.1.x (one resource per account, no records)": {"n": 200, "latency_s": 0.05, "up": 7.97, "destroy": 4.89},
+}
+"""Recorded figures of the earlier designs, 200 subusers at 50 ms, on a machine of this kind (issue 18)."""
+
+
+def design() -> dict[str, Any]:
+    """Ours (one resource per setting, plus the stack's ledger) against a null dynamic provider with one
+    resource per account that sends nothing: `up` and `destroy` of N accounts, interleaved runs, medians."""
+    rows = []
+    for latency in DESIGN_LATENCIES:
+        for n in DESIGN_SIZES:
+            runs: dict[str, list[dict[str, float]]] = {"ours": [], "null": []}
+            for repeat in range(REPEATS):
+                for variant in ("ours", "null"):
+                    log(f"design: N={n} latency={latency} {variant} run {repeat + 1}/{REPEATS}")
+                    runs[variant].append(engine_run(n, variant, latency))
+            med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in ("up", "destroy")} for v in runs}
+            rows.append(
+                {
+                    "n": n,
+                    "latency_s": latency,
+                    "ours_up": med["ours"]["up"],
+                    "null_up": med["null"]["up"],
+                    "up_ratio": med["ours"]["up"] / med["null"]["up"],
+                    "ours_destroy": med["ours"]["destroy"],
+                    "null_destroy": med["null"]["destroy"],
+                    "destroy_ratio": med["ours"]["destroy"] / med["null"]["destroy"],
+                    "engine_resources_ours": n + 1,
+                    "engine_resources_null": n,
+                    "runs": runs,
+                }
+            )
+    return {"repeats": REPEATS, "rows": rows, "previous_designs": PREVIOUS_DESIGNS}
 
 
 # 3. rate limit ---------------------------------------------------------------------------------
@@ -433,6 +479,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "handler_overhead": handler_overhead,
     "rate_limit": rate_limit,
     "time_against_n": time_against_n,
+    "design": design,
     "small_fleet": small_fleet,
     "scale": scale,
     "against_limit": against_limit,

@@ -259,7 +259,12 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         [[r["n"], f"{r['peak_rss_mb_ours']:.1f} MB", f"{r['peak_rss_mb_null']:.1f} MB"] for r in rows],
     )
     out += ["", "Peak resident set (VmHWM) of the `python -m pulumi.dynamic` process, sampled every 50 ms.", ""]
-    for name, part in (("small_fleet", _small_fleet), ("scale", _scale), ("against_limit", _against_limit)):
+    for name, part in (
+        ("design", _design),
+        ("small_fleet", _small_fleet),
+        ("scale", _scale),
+        ("against_limit", _against_limit),
+    ):
         if name in sections:
             out += part(sections[name][name], sections[name]["machine"])
     return "\n".join(out)
@@ -271,6 +276,53 @@ def _load(machine: dict[str, Any], *loads: list[float]) -> str:
     return f"Load average (1/5/15 min) during the section: {shown} on {machine['cores']} cores ({machine['date']}" + (
         f", commit {machine['commit']})." if machine.get("commit") else ")."
     )
+
+
+def _design(d: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    out = [
+        "",
+        "## 5b. One engine resource per setting, against the engine's floor",
+        "",
+        "Ours (one resource per account's click tracking, plus the stack's originals ledger) and a null dynamic",
+        "provider with one resource per account that sends nothing, side by side in one run (interleaved,",
+        f"medians of {d['repeats']}). The target: at 150 to 200 accounts without added latency, `up` and",
+        "`destroy` within 1.3 times the null provider's time.",
+        "",
+    ]
+    out += _table(
+        [
+            "N",
+            "latency",
+            "engine resources (ours / null)",
+            "up: ours",
+            "null",
+            "ratio",
+            "destroy: ours",
+            "null",
+            "ratio",
+        ],
+        [
+            [
+                r["n"],
+                _ms(r["latency_s"]),
+                f"{r['engine_resources_ours']} / {r['engine_resources_null']}",
+                _s(r["ours_up"]),
+                _s(r["null_up"]),
+                f"{r['up_ratio']:.2f}x",
+                _s(r["ours_destroy"]),
+                _s(r["null_destroy"]),
+                f"{r['destroy_ratio']:.2f}x",
+            ]
+            for r in d["rows"]
+        ],
+    )
+    out += ["", "The earlier designs at 200 accounts and 50 ms (recorded figures, same kind of machine):", ""]
+    out += _table(
+        ["design", "up", "destroy"],
+        [[name, _s(f["up"]), _s(f["destroy"])] for name, f in d["previous_designs"].items()],
+    )
+    out += ["", _load(machine)]
+    return out
 
 
 def _ms(seconds: float) -> str:

@@ -1,5 +1,7 @@
 """`python -m pipelines {preview,deploy,drift-check} [--stack S] [--project-dir D] [--emulator] [--format F]`.
 
+The GitOps pipeline commands, one Pulumi stack each; pipelines/preview, pipelines/deploy and
+pipelines/drift-check run them (`pipelines/<command> --help` for each one's options).
 Exit codes: 0 success (drift-check: no drift), 1 an error of any kind (bad arguments included),
 2 drift (drift-check only). Every outcome, errors included, prints the same JSON shape
 (pipelines/output.schema.json) on stdout, or its Markdown summary with `--format markdown`.
@@ -12,11 +14,14 @@ import sys
 
 from . import commands
 from .common import (
+    EXIT_DRIFT,
     EXIT_ERROR,
+    EXIT_OK,
     ArgumentParser,
     environment,
     failure,
     guess_option,
+    help_epilog,
     project_name,
     project_path,
     stack_name,
@@ -24,13 +29,32 @@ from .common import (
 from .output import FORMATS, Output, emit, payload
 
 COMMANDS = {"preview": commands.preview, "deploy": commands.deploy, "drift-check": commands.drift_check}
+ERRORS = (EXIT_ERROR, "an error of any kind, bad arguments included (the output says what and what to do)")
+ABOUT: dict[str, tuple[str, str, list[tuple[int, str]]]] = {
+    "preview": (
+        "what a change would do, for a pull request",
+        "For a change under review: runs `pulumi preview` on the stack and reports what each account's tracking\n"
+        "settings would become (create, update, delete, unchanged). Changes nothing in SendGrid or the state.",
+        [(EXIT_OK, "the preview ran, with or without changes"), ERRORS],
+    ),
+    "deploy": (
+        "apply the program, on merge",
+        "On merge: runs `pulumi up --refresh --skip-preview` on the stack: records what SendGrid holds, then\n"
+        "applies the program's changes, and reports what changed and every account's settings after the run.",
+        [(EXIT_OK, "applied (or nothing to do)"), ERRORS],
+    ),
+    "drift-check": (
+        "report settings changed outside Pulumi, on a schedule",
+        "On a schedule: runs `pulumi preview --refresh` on the stack and reports drift, a managed setting whose\n"
+        "live value differs from the recorded and the desired one (changed in SendGrid's UI, say). Changes nothing.",
+        [(EXIT_OK, "no drift"), (EXIT_DRIFT, "drift: the output lists each drifted setting"), ERRORS],
+    ),
+}
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="pipelines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=sorted(COMMANDS))
+def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="stack name (default: $PULUMI_STACK, else dev)")
-    parser.add_argument("--project-dir", help="the Pulumi project (default: this repository)")
+    parser.add_argument("--project-dir", help="the Pulumi project (default: $PULUMI_PROJECT_DIR, else this repository)")
     parser.add_argument(
         "--emulator",
         action="store_true",
@@ -49,6 +73,27 @@ def _parser() -> ArgumentParser:
         metavar="PATH",
         help="also write the Markdown summary to PATH (for a pull request comment), whatever --format says",
     )
+
+
+def _parser() -> ArgumentParser:
+    """`pipelines COMMAND [options]`; each command's own --help (as pipelines/<command> shows it) has no positional."""
+    parser = ArgumentParser(
+        prog="pipelines",
+        description=__doc__,
+        epilog=help_epilog([(EXIT_OK, "success (drift-check: no drift)"), (EXIT_DRIFT, "drift (drift-check)"), ERRORS]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (summary, description, exit_codes) in ABOUT.items():
+        command = sub.add_parser(
+            name,
+            prog=f"pipelines/{name}",
+            help=summary,
+            description=description,
+            epilog=help_epilog(exit_codes),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_options(command)
     return parser
 
 

@@ -19,6 +19,31 @@ UNREACHABLE = ("unable to open state", "unable to open bucket")
 MISSING_STACK = "no stack named"
 
 
+ALIASES = {"postgresql": "postgres"}
+"""Schemes the engine does not know, for one it does: libpq's `postgresql://` is Pulumi's `postgres://`."""
+
+
+def scheme_problem(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(message, hint) when PULUMI_BACKEND_URL uses a scheme the engine would mistake for a Pulumi Cloud URL.
+
+    Pulumi 3.277.0 opens a DIY backend only for the schemes registered with go-cloud's blob URL mux
+    (pkg/backend/diy: file, s3, gs, azblob, and `postgres` alone); any other URL is taken for a Pulumi
+    Cloud address and fails with "PULUMI_ACCESS_TOKEN must be set". Refused rather than rewritten: the
+    same URL must work for the `pulumi cancel` and `pulumi stack init` the hints tell users to run.
+    """
+    url = env.get("PULUMI_BACKEND_URL") or ""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in ALIASES:
+        return None
+    fixed = f"{ALIASES[scheme]}://{url.split('://', 1)[1]}"
+    shown = backend_name({"PULUMI_BACKEND_URL": fixed})
+    return (
+        f"PULUMI_BACKEND_URL uses the scheme {scheme}://, which the Pulumi engine does not know (it would take the "
+        f"URL for a Pulumi Cloud address); its PostgreSQL backend is {ALIASES[scheme]}://",
+        f"write the same URL with {ALIASES[scheme]}:// ({shown}, user and password as before) in PULUMI_BACKEND_URL",
+    )
+
+
 def backend_name(env: Mapping[str, str]) -> str:
     """`postgres://db.internal:5432/pulumi`: PULUMI_BACKEND_URL without user, password or query."""
     url = env.get("PULUMI_BACKEND_URL")
@@ -40,8 +65,8 @@ def hint(messages: Iterable[str], stack: str, env: Mapping[str, str]) -> str | N
     cancel = f"`pulumi cancel --stack {stack} --yes`"
     if LOCKED in text:
         return (
-            f"another run of stack {stack!r} holds its lock in the state backend {where} (which run, and "
-            f"since when, is above). Wait for it to end. If that run is gone (killed, or it lost the state "
+            f"another run of stack {stack!r} holds its lock in the state backend {where} (the message says "
+            f"which run, and since when). Wait for it to end. If that run is gone (killed, or it lost the state "
             f"backend mid-run), release the lock with {cancel} and run this again."
         )
     if any(marker in text for marker in FAILED_DURING_RUN):
@@ -58,6 +83,18 @@ def hint(messages: Iterable[str], stack: str, env: Mapping[str, str]) -> str | N
             f"(for postgres://, the URL's password or PGPASSWORD) are right, then run this again."
         )
     return None
+
+
+def with_lock_holders(message: str, details: Iterable[str]) -> str:
+    """A lock error's message with who holds the lock: the engine names each holder on a line of its own
+    (`<lock path>: created by user@host (pid N) at <time>`), which the output keeps in `details`."""
+    if LOCKED not in message:
+        return message
+    holders = [line.split(": created by ", 1)[1] for line in details if ": created by " in line]
+    if not holders:
+        return message
+    counted = message.split(". ", 1)[0].rstrip(".")  # "the stack is currently locked by 1 lock(s)"
+    return f"{counted}, held by {'; '.join(holders)}"
 
 
 def stack_lookup_failed(stack: str, stderr: str, env: Mapping[str, str]) -> tuple[str, str, str | None]:

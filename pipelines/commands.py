@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .backend import hint as backend_hint
+from .backend import with_lock_holders
 from .common import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, Run, events_of
-from .messages import TRACEBACK, clean, error, split_hint
+from .messages import TRACEBACK, clean, error, problems, split_hint
 from .output import Output, emit, payload
 from .report import (
     ADOPTION_TYPE,
@@ -28,12 +29,20 @@ from .report import (
     drifted,
     name_of,
     plan,
+    recorded_setting,
     steps_of,
     type_of,
 )
 
-ENGINE_SUMMARIES = ("update failed", "preview failed", "refresh failed", "destroy failed")
-"""The engine's closing line of a failed run: said again by the errors before it."""
+ENGINE_SUMMARIES = (
+    "update failed",
+    "preview failed",
+    "refresh failed",
+    "destroy failed",
+    "Resource monitor has terminated, shutting down",
+)
+"""The engine's closing lines of a failed run (the last: the program stopped because the engine did, at times):
+said again by the errors before them."""
 PROGRAM_FAILED = "an unhandled error occurred: Program exited with non-zero exit code"
 """The engine's line after the program's own error (the program's message is the error before it)."""
 StateOf = Mapping[str, tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
@@ -86,18 +95,12 @@ def _diagnostics(
         if severity != "error":
             others.append({"severity": severity, "resource": resource, "message": text})
             continue
-        message, found_hint = split_hint(text)
-        entry = error(
-            _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program",
-            message,
-            found_hint,
-            resource=resource,
-            setting=setting,
-            account=account,
-        )
-        errors.append(entry)
-        if urn:
-            by_urn.setdefault(urn, entry)
+        kind = _kind(str(diagnostic.get("message")), urn) if urn or not program_failed else "program"
+        for message, found_hint in problems(text):  # one error per problem (the fleet's checks list several)
+            entry = error(kind, message, found_hint, resource=resource, setting=setting, account=account)
+            errors.append(entry)
+            if urn:
+                by_urn.setdefault(urn, entry)
     if len(errors) > 1:
         errors = [
             e
@@ -137,11 +140,13 @@ def _stderr_errors(stderr: str) -> list[dict[str, Any]]:
 
 
 def _with_backend_hints(run: Run, errors: list[dict[str, Any]], stderr: str) -> list[dict[str, Any]]:
-    """Errors of the state backend get its name (without credentials) and what to do, as `hint`."""
+    """Errors of the state backend get its name (without credentials) and what to do, as `hint`; a lock
+    error names the run holding the lock in its message."""
     for entry in errors:
         found = backend_hint([entry["message"], *entry["details"]], run.stack, run.env)
         if found:
             entry["kind"], entry["hint"] = "backend", found
+            entry["message"] = with_lock_holders(entry["message"], entry["details"])
     if errors and not any(e["kind"] == "backend" for e in errors):
         # A lock left behind by a backend outage is named on stderr only.
         found = backend_hint([stderr], run.stack, run.env)
@@ -193,6 +198,12 @@ def _recorded(run: Run) -> list[dict[str, Any]]:
     return [r for r in resources if isinstance(r, dict)]
 
 
+def _settings(resources: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The output's `state`: every setting resource of a stack export (not those pending deletion)."""
+    found = (recorded_setting(r) for r in resources if not r.get("delete"))
+    return by_account(entry for entry in found if entry is not None)
+
+
 def _states(steps: Iterable[tuple[str, str, Any, Any]]) -> dict[str, tuple[Any, Any]]:
     states: dict[str, tuple[Any, Any]] = {}
     for op, urn, old, new in steps:
@@ -240,12 +251,7 @@ def deploy(run: Run, output: Output) -> int:
         errors = _with_backend_hints(run, errors, result.stderr)
         if not errors:
             errors = [error("engine", f"pulumi up failed (exit {result.returncode})", None)]
-    after: list[dict[str, Any]] = []
-    for resource in _recorded(run):
-        state = SettingState.of(str(resource.get("urn")), resource, "outputs")
-        if state is not None and not resource.get("delete"):
-            after.append(state.describe())
-    after = by_account(after)
+    after = _settings(_recorded(run))
     code = EXIT_OK if result.returncode == 0 and not errors else EXIT_ERROR
     emit(
         _out(run, "deploy", code, counts=counts, changes=rows, state=after, errors=errors, diagnostics=diagnostics),
@@ -261,7 +267,8 @@ def drift_check(run: Run, output: Output) -> int:
     the desired one. What the program changed is listed as pending (`changes`), not as drift. Live equal
     to desired but not to the recorded value is harmless and not reported; the next deploy records it.
     """
-    code, data, stderr = run.pulumi_json("preview", "--refresh")
+    # --show-sames: the `same` steps carry what the refresh read for the settings the program leaves as they are.
+    code, data, stderr = run.pulumi_json("preview", "--refresh", "--show-sames")
     steps = _steps(data)
     states = _states(steps)
     _, diagnostics, _ = _diagnostics(data.get("diagnostics") or [], states)
@@ -284,4 +291,6 @@ def drift_check(run: Run, output: Output) -> int:
 
 
 def _out(run: Run, command: str, exit_code: int, **parts: Any) -> dict[str, Any]:
+    own = [{"severity": "warning", "resource": None, "message": text} for text in run.warnings]
+    parts["diagnostics"] = [*own, *parts.get("diagnostics", ())]
     return payload(command, run.stack, run.mode, exit_code=exit_code, project=run.project_name, **parts)

@@ -8,7 +8,11 @@ Emulator mode (only with --emulator): the local emulator, persisted with `make d
 <project>/.pulumi-state/, with a local file backend there whatever PULUMI_BACKEND_URL says. The
 stack must have a Pulumi.<stack>.yaml; it is created in the local backend if missing. Pulumi
 reads (and may write, e.g. its `encryptionsalt`) a copy of that file kept in .pulumi-state/, so
-no run changes a tracked file.
+no run changes a tracked file. Nothing can send a request anywhere but the emulator: the copy
+leaves out the stack config that names a host or a key (`sendgrid:baseUrl`, `sendgrid:euBaseUrl`,
+`sendgrid:apiKey`; a warning says so), the environment loses every SENDGRID_* variable and every
+proxy variable (`*_proxy`, any case), and a Pulumi.yaml that sets one of those keys for every
+stack is refused.
 Output: see output.py and output.schema.json.
 """
 
@@ -19,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,8 +32,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pulumi_sendgrid_tracking.config import SOURCES
+from pulumi_sendgrid_tracking.stack_config import split_key
 
-from .backend import stack_lookup_failed
+from .backend import scheme_problem, stack_lookup_failed
 from .messages import error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +49,8 @@ CONFIG_COMMANDS = frozenset({"preview", "up", "refresh", "destroy"})
 """The pulumi commands that read the stack config (and so take --config-file)."""
 # Emulator mode never uses these from the caller's environment: they point at real state or accounts.
 REAL_WORLD = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_HOME")
+REAL_HOSTS = ("base_url", "eu_base_url", "api_key")
+"""The provider settings (config.SOURCES) that name a SendGrid host or key: emulator mode uses the emulator's."""
 
 
 class PipelineError(Exception):
@@ -57,6 +69,46 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         usage = " ".join(self.format_usage().split()[1:])
         raise PipelineError(f"bad arguments: {message}", f"usage: {usage}", kind="arguments")
+
+
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("SENDGRID_API_KEY", "the SendGrid API key (required without --emulator; never printed)"),
+    ("PULUMI_BACKEND_URL", "the state backend: s3://, azblob://, gs://, postgres://, file:// ..."),
+    ("PULUMI_ACCESS_TOKEN", "... or Pulumi Cloud (one of the two is required without --emulator)"),
+    ("PULUMI_CONFIG_PASSPHRASE", "the passphrase of a stack whose secrets use one (or PULUMI_CONFIG_PASSPHRASE_FILE)"),
+    ("PULUMI_STACK", "the stack when --stack is not given (default: dev)"),
+    ("PULUMI_PROJECT_DIR", "the project when --project-dir is not given (default: this repository)"),
+    ("GITHUB_STEP_SUMMARY", "a file the Markdown summary is appended to (GitHub Actions sets it)"),
+    ("PATH", "where `pulumi` is found; else the one `make engine` built, in PULUMI_ENGINE_CACHE"),
+    ("", "(default: $XDG_CACHE_HOME or ~/.cache, then sendgrid-click-tracking/pulumi-v<version>)"),
+    ("PIPELINE_PYTHON", "the Python the wrapper scripts run (default: <repository>/.venv/bin/python)"),
+    ("SENDGRID_REGION ...", "the provider's settings where stack config does not set them (SENDGRID_BASE_URL, ...)"),
+    ("", "and what the Pulumi CLI and the backend read (e.g. AWS_* for s3://)"),
+)
+"""What the pipeline scripts read from the environment, for their --help."""
+
+
+def help_epilog(exit_codes: Sequence[tuple[int, str]], *, emulator: bool = True) -> str:
+    """The part of a script's --help after the options: its output, the environment it reads, its exit codes."""
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    lines = [
+        "output:",
+        "  one JSON document on stdout (pipelines/output.schema.json), or its Markdown summary with",
+        "  --format markdown; a short human summary on stderr. Errors too: never a traceback.",
+        "",
+        "environment:",
+        *(
+            f"  {name:<{width}}  {meaning if emulator else meaning.replace(' without --emulator', '')}"
+            for name, meaning in ENVIRONMENT
+        ),
+    ]
+    if emulator:
+        lines += [
+            "  With --emulator, SENDGRID_* and PULUMI_BACKEND_URL, PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE_FILE",
+            "  and PULUMI_HOME are ignored: the local emulator and a file backend in <project>/.pulumi-state are used.",
+        ]
+    lines += ["", "exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes)]
+    return "\n".join(lines) + "\n"
 
 
 def failure(exc: Exception) -> dict[str, Any]:
@@ -93,6 +145,8 @@ class Run:
     env: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     """The stack config file Pulumi reads instead of <project>/Pulumi.<stack>.yaml (emulator mode)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the run's output lists as warnings before the engine's (e.g. stack config emulator mode ignored)."""
 
     @property
     def project_name(self) -> str | None:
@@ -137,23 +191,48 @@ def pinned_version() -> str:
     return (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
 
 
+def supported_range() -> SpecifierSet:
+    """The Pulumi releases these pipelines accept as the CLI: the package's own `pulumi` range (pyproject.toml,
+    e.g. `>=3.260.0,<4`), defined there once and tested at both ends (tests/e2e/test_package.py)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    [pulumi] = [r for r in map(Requirement, project["dependencies"]) if r.name == "pulumi"]
+    return pulumi.specifier
+
+
+def describe(supported: SpecifierSet) -> str:
+    """A range as people write it, the floor first: `>=3.260.0,<4`."""
+    return ",".join(sorted(map(str, supported), key=lambda spec: not spec.startswith(">")))
+
+
+def _in_range(said: str, supported: SpecifierSet) -> bool:
+    """Whether `pulumi version`'s answer (`v3.277.0`) is a release in the supported range."""
+    try:
+        return supported.contains(Version(said.removeprefix("v")), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
 def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
     """Use `pulumi` from PATH, else the one `make engine` built (same cache path as the Makefile).
 
-    Raises PipelineError when the `pulumi` found is not the pinned release: another engine may plan
-    differently, or write a state this one cannot read back.
+    Raises PipelineError when the `pulumi` found is not a release in the supported range (one outside it
+    may plan differently, or write a state the supported ones cannot read back) or cannot say its version.
     """
     version = pinned_version()
+    supported = supported_range()
+    wanted = describe(supported)
     cache = Path(
         env.get("PULUMI_ENGINE_CACHE")
         or f"{env.get('XDG_CACHE_HOME') or Path.home() / '.cache'}/sendgrid-click-tracking/pulumi-v{version}"
     )
+    installer = f"`curl -fsSL https://get.pulumi.com | sh -s -- --version {version}`"
     found = shutil.which("pulumi", path=env.get("PATH"))
     if found is None:
         if not (cache / "bin" / "pulumi").exists():
             raise PipelineError(
                 f"no `pulumi` on PATH and none in {cache}/bin",
-                f"run `make engine` (it builds Pulumi {version} there), or install Pulumi {version}",
+                f"install the Pulumi CLI {version} (the official installer: {installer}) and put it on PATH, "
+                f"or run `make engine` (it builds {version} from Go modules there)",
             )
         env = {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
         found = str(cache / "bin" / "pulumi")
@@ -163,13 +242,15 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
         running = said[0][:80] if said else f"a program that exits {answer.returncode} to `pulumi version`"
     except (OSError, subprocess.TimeoutExpired) as exc:
         running = f"unusable ({exc.__class__.__name__})"
-    if running != f"v{version}":
+    if not _in_range(running, supported):
         cached = (cache / "bin" / "pulumi").exists()
-        how = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
+        built = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
         raise PipelineError(
-            f"`pulumi` on PATH ({found}) is {running}, and these pipelines need v{version} (pinned in "
-            "requirements.txt): another release may plan differently or write a state this one cannot read",
-            f"put Pulumi v{version} first on PATH ({how}), or install that release",
+            f"`pulumi` on PATH ({found}) is {running}, and these pipelines need a Pulumi CLI in {wanted} "
+            "(the package's range in pyproject.toml): a release outside it is untested here, and may plan "
+            "differently or write a state the supported ones cannot read",
+            f"put a Pulumi CLI in {wanted} first on PATH, e.g. the pinned {version}: the official installer "
+            f"({installer}), or the one built from Go modules ({built})",
         )
     return env
 
@@ -220,6 +301,8 @@ def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
             "tracking settings the stack manages, e.g. tracking_settings.click.read and .update) to this "
             "pipeline's environment. To run against the local emulator instead, pass --emulator.",
         )
+    if problem := scheme_problem(env):
+        raise PipelineError(*problem, kind="backend")
     if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
         whoami = subprocess.run(["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False)
         if whoami.returncode != 0:
@@ -238,12 +321,37 @@ def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
     return run
 
 
-def _emulator_config(project: Path, name: str, state: Path) -> Path:
-    """A copy of Pulumi.<stack>.yaml in .pulumi-state/, for Pulumi to read and write instead of the tracked file.
+def _real_world_keys(config: Any) -> list[str]:
+    """The keys of a `config:` block that name a SendGrid host or key (`sendgrid:baseUrl`, legacy forms too)."""
+    real = {SOURCES[name][0] for name in REAL_HOSTS}
+    return (
+        sorted(key for key in config if "{}:{}".format(*split_key(str(key))) in real)
+        if isinstance(config, dict)
+        else []
+    )
+
+
+def _emulator_config(project: Path, name: str, state: Path) -> tuple[Path, list[str]]:
+    """A copy of Pulumi.<stack>.yaml in .pulumi-state/, for Pulumi to read and write instead of the tracked file,
+    and the warnings for what the copy leaves out.
 
     The copy keeps the `encryptionsalt` Pulumi wrote into it on an earlier run when the tracked file
-    has none (prod), so the local stack's secrets stay readable; the config itself is the tracked one.
+    has none (prod), so the local stack's secrets stay readable; the config itself is the tracked one,
+    without the keys that would send requests to another host or with another key (REAL_HOSTS).
+    Raises PipelineError when Pulumi.yaml sets one of those for every stack: the copy cannot leave it out.
     """
+    try:
+        settings = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineError(f"{project}: no readable Pulumi.yaml ({exc})", "check --project-dir") from None
+    if found := _real_world_keys(settings.get("config") if isinstance(settings, dict) else None):
+        raise PipelineError(
+            f"Pulumi.yaml sets {', '.join(found)} for every stack, and emulator mode must send nothing but to "
+            "the local emulator",
+            f"move {', '.join(found)} from Pulumi.yaml's `config:` to the Pulumi.<stack>.yaml of the stacks that "
+            "need it (emulator mode leaves it out of those), or set it in the environment "
+            f"({', '.join(SOURCES[n][1] for n in REAL_HOSTS)}), which emulator mode does not pass on",
+        )
     tracked = stack_config_path(project, name)
     if not tracked.is_file():
         raise PipelineError(
@@ -257,6 +365,14 @@ def _emulator_config(project: Path, name: str, state: Path) -> Path:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PipelineError(f"{tracked.name} is not valid YAML: {exc}", f"fix {tracked.name}") from None
+    warnings = []
+    if isinstance(data, dict) and (dropped := _real_world_keys(data.get("config"))):
+        data["config"] = {k: v for k, v in data["config"].items() if k not in dropped}
+        text = yaml.safe_dump(data, sort_keys=False)
+        warnings.append(
+            f"emulator mode ignores {', '.join(dropped)} from {tracked.name}: every request goes to the local "
+            "emulator, with its own key"
+        )
     shadow_dir = state / "stack-config"
     shadow_dir.mkdir(parents=True, exist_ok=True)
     shadow = shadow_dir / tracked.name
@@ -266,9 +382,18 @@ def _emulator_config(project: Path, name: str, state: Path) -> Path:
             text = f"{text.rstrip()}\nencryptionsalt: {remembered['encryptionsalt']}\n"
     shadow.write_text(text, encoding="utf-8")
     # `pulumi stack init` has no --config-file: it runs beside the copy, in a project of the same name.
-    name_in_project = (yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8")) or {}).get("name")
+    name_in_project = settings.get("name") if isinstance(settings, dict) else None
     (shadow_dir / "Pulumi.yaml").write_text(yaml.safe_dump({"name": name_in_project, "runtime": "python"}))
-    return shadow
+    return shadow, warnings
+
+
+def _without_real_world(env: dict[str, str]) -> dict[str, str]:
+    """The environment for emulator mode: no SendGrid variable, no real state backend, no proxy (`*_proxy`)."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("SENDGRID_") and k not in REAL_WORLD and not k.lower().endswith("_proxy")
+    }
 
 
 @contextmanager
@@ -289,8 +414,8 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
 
     state = project / ".pulumi-state"
     state.mkdir(exist_ok=True)
-    config_file = _emulator_config(project, name, state)
-    env = {k: v for k, v in env.items() if not k.startswith("SENDGRID_") and k not in REAL_WORLD}
+    config_file, warnings = _emulator_config(project, name, state)
+    env = _without_real_world(env)
     env.update(
         {
             "PULUMI_BACKEND_URL": f"file://{state}",
@@ -307,7 +432,7 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
                 "SENDGRID_EU_BASE_URL": running.eu_base_url,
             }
         )
-        run = Run(project, name, "emulator", env, config_file)
+        run = Run(project, name, "emulator", env, config_file, warnings)
         if run.pulumi("stack", "select", name, stack=False).returncode != 0:
             created = subprocess.run(
                 ["pulumi", "stack", "init", name, "--secrets-provider", "passphrase", "--non-interactive"],

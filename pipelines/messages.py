@@ -58,6 +58,69 @@ def split_hint(text: str) -> tuple[str, str | None]:
     return text[: last.start()].strip(), text[last.end() :].strip() or None
 
 
+_ITEM = re.compile(r"^\s+[-*] (?P<item>.*)$")
+_SOURCE = re.compile(r"(?:\((?P<source>[^()]+)\)| in (?P<file>\S+))$")
+"""Where a header says the problems are: `invalid stack config (Pulumi.dev.yaml)`, `... in fleets/dev.yaml`."""
+DEFAULT_HINTS = {
+    "arguments": "run the script with --help for its usage",
+    "configuration": "correct what the message names, then run this again",
+    "stack": "check --stack and PULUMI_BACKEND_URL (the stack must exist in that backend)",
+    "backend": "check that the state backend is up and that PULUMI_BACKEND_URL and its credentials are right, "
+    "then run this again",
+    "program": "correct the stack config or fleet file the message names, then run this again",
+    "input": "correct this resource's arguments in the program or the fleet file; nothing was sent for it",
+    "sendgrid": "run this again when SendGrid answers: the next deploy's refresh records anything already applied",
+    "provider": "an unexpected error of the provider (pulumi_sendgrid_tracking): report it with this output",
+    "engine": "the Pulumi engine stopped on this (its other lines are in `details`): correct what it names, "
+    "then run this again",
+    "internal": "this is a bug in pipelines/; report it with this output",
+}
+"""The hint of an error whose source gave none, by kind: every error in the output says what to do."""
+
+
+def problems(text: str) -> list[tuple[str, str | None]]:
+    """A multi-line error as (message, hint) per problem, each message one line.
+
+    `header:` followed by `  - item` lines (the fleet's and the stack config's checks) gives
+    `header: item` per item, with a hint naming where to correct it (the header's `(file)`); a
+    `Hint: ...` line belongs to the problem before it, and an indented line too (as a further line, which
+    `error` moves to `details`); every other line is a problem of its own.
+    """
+    chunks: list[tuple[str, str | None]] = []  # (text, header it came under)
+    header: str | None = None
+    header_used = True
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        item = _ITEM.match(raw)
+        if line.startswith("Hint:") and chunks:
+            chunks[-1] = (f"{chunks[-1][0]} {line}", chunks[-1][1])
+        elif item and header is not None:
+            chunks.append((f"{header}: {item['item'].strip()}", header))
+            header_used = True
+        elif raw[:1].isspace() and not item and chunks:  # an indented line goes on: the error's `details`
+            chunks[-1] = (f"{chunks[-1][0]}\n{line}", chunks[-1][1])
+        else:
+            if not header_used and header is not None:  # a header without items is a problem of its own
+                chunks.append((header, None))
+            header, header_used = None, True
+            if line.endswith(":") and not item:
+                header, header_used = line[:-1].strip(), False
+            else:
+                chunks.append((item["item"].strip() if item else line, None))
+    if not header_used and header is not None:
+        chunks.append((header, None))
+    result = []
+    for chunk, under in chunks:
+        message, hint = split_hint(chunk)
+        source = _SOURCE.search(under) if under else None
+        if hint is None and source is not None:
+            hint = f"correct it in {source['source'] or source['file']}, then run this again"
+        result.append((message, hint))
+    return result
+
+
 def error(
     kind: str,
     message: str,
@@ -68,15 +131,17 @@ def error(
     account: str | None = None,
     details: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One entry of the output's `errors` (see output.schema.json)."""
+    """One entry of the output's `errors` (see output.schema.json): a one-line message (any further lines
+    go to `details`) and a hint (the kind's DEFAULT_HINTS when none is given)."""
+    first, *more = [line.strip() for line in message.strip().splitlines() if line.strip()] or [message]
     return {
         "kind": kind,
-        "message": message,
-        "hint": hint,
+        "message": first,
+        "hint": " ".join(hint.split()) if hint and hint.strip() else DEFAULT_HINTS.get(kind, DEFAULT_HINTS["internal"]),
         "resource": resource,
         "setting": setting,
         "account": account,
-        "details": details or [],
+        "details": [*more, *(details or [])],
     }
 
 

@@ -95,6 +95,7 @@ def human(data: Mapping[str, Any]) -> list[str]:
         for d in data["drift"]
     ]
     lines += [f"  error    {one_line(e)}" for e in data["errors"]]
+    lines += [f"  warning  {d['message']}" for d in data["diagnostics"] if d["severity"] == "warning"]
     return lines
 
 

@@ -118,20 +118,41 @@ class SettingState:
     def original(self, name: str) -> Any:
         return self.values.get(f"original_{name}")
 
-    def describe(self) -> dict[str, Any]:
-        """This setting as recorded: every field, the originals, what it manages (the output's `state`)."""
-        managed = self.recorded_managed()
-        return {
-            "resource": self.resource,
-            "setting": self.setting.name,
-            "account": self.account,
-            "region": self.region,
-            "on_behalf_of": self.on_behalf_of,
-            "on_delete": self.on_delete,
-            "values": {f.name: _json(self.values.get(f.name)) for f in self.setting.fields},
-            "originals": {name: _json(self.original(name)) for name in managed},
-            "managed_fields": managed,
-        }
+
+def recorded_setting(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One setting resource as recorded (a resource of `pulumi stack export`, or a step's state, with its `urn`):
+    the output's `state` entry; None for any other resource, or one without outputs yet.
+
+    Everything comes from the setting resource's own outputs, by these names: `region` and `on_behalf_of`
+    (the account), `on_delete`, each of the setting's fields (the values SendGrid last answered),
+    `managed_fields` (absent: the required fields, `enabled`), and `original_<field>` per managed field
+    (what restore puts back).
+    """
+    urn = str(resource.get("urn"))
+    setting = SETTING_TYPES.get(type_of(urn))
+    outputs = _part(resource, "outputs")
+    if setting is None or not outputs:
+        return None
+    region, who, mode = outputs.get("region"), outputs.get("on_behalf_of"), outputs.get("on_delete")
+    region = region if isinstance(region, str) else None
+    who = who if isinstance(who, str) else None
+    recorded = outputs.get(MANAGED_KEY)
+    managed = (
+        [name for name in recorded if isinstance(name, str)]
+        if isinstance(recorded, list)
+        else [f.name for f in setting.writable if f.required]
+    )
+    return {
+        "resource": name_of(urn),
+        "setting": setting.name,
+        "account": resource_id(region, who) if region else "?",
+        "region": region,
+        "on_behalf_of": who,
+        "on_delete": mode if isinstance(mode, str) else DEFAULT_ON_DELETE,
+        "values": {f.name: _json(_plain(outputs.get(f.name))) for f in setting.fields},
+        "originals": {name: _json(_plain(outputs.get(f"original_{name}"))) for name in managed},
+        "managed_fields": managed,
+    }
 
 
 def _json(value: Any) -> Any:
@@ -291,8 +312,8 @@ def plan(
     for op, urn, old_state, new_state in steps:
         old = SettingState.of(urn, old_state, "outputs")
         new = SettingState.of(urn, new_state, "inputs")
-        if op != "refresh" and old is not None and old_state is not None:
-            recorded.append(old.describe())
+        if op != "refresh" and old_state is not None and (entry := recorded_setting({**old_state, "urn": urn})):
+            recorded.append(entry)
         if op == "same" and new is not None:
             counts["same"] += 1
         elif op == "create" and new is not None:
@@ -591,17 +612,19 @@ def drifted(
                 desired[urn] = state
     entries: list[dict[str, Any]] = []
     live_states: list[dict[str, Any]] = []
-    # `preview --refresh --json` shows a refresh step's new state as the old one; the state the refresh
-    # read is the old state of the resource's next step (absent when the program changes nothing).
+    # A refresh step of `preview --refresh --json` has the recorded state as its old one and the program's
+    # inputs as its new one; the state the refresh read is the old state of the resource's next step
+    # (`same` included, with --show-sames).
     after_refresh = {urn: old for op, urn, old, _new in steps if op != "refresh" and old is not None}
-    for op, urn, old, new in steps:
+    for op, urn, old, _new in steps:
         if op != "refresh":
             continue
         recorded = SettingState.of(urn, old, "outputs")
-        live = SettingState.of(urn, after_refresh.get(urn) or new, "outputs")
-        if recorded is None or live is None:
+        read = after_refresh.get(urn)
+        live = SettingState.of(urn, read, "outputs")
+        if recorded is None or live is None or read is None:
             continue
-        live_states.append(live.describe())
+        live_states.append(recorded_setting({**read, "urn": urn}) or {})
         want = desired.get(urn)
         for name in recorded.recorded_managed():
             was, now = recorded.values.get(name), live.values.get(name)

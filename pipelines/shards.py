@@ -3,7 +3,7 @@
 Shard `i` of `N` is the stack `<S>-shard-<i>-of-<N>` (S: --stack, $PULUMI_STACK, else dev), whose
 config says `sendgrid-click-tracking:shard: "<i>/<N>"`; `init` creates the missing ones from S's
 config, and `reshard` moves every account of the shard stacks of another count, with its state, into
-the stacks of N (README, Changing the shard count). preview, deploy and drift-check run the same
+the stacks of N (docs/sharding.md, Changing the shard count). preview, deploy and drift-check run the same
 pipeline command for every shard at once, each its own `python -m pipelines` (so its own `pulumi`
 and provider process), against the shared state backend, and print one output in the schema of the
 other scripts (pipelines/output.schema.json): counts summed, changes, drift, state and errors of all
@@ -48,6 +48,7 @@ from .common import (
     _with_engine_on_path,
     failure,
     guess_option,
+    help_epilog,
     project_name,
     project_path,
     stack_name,
@@ -60,7 +61,7 @@ COMMANDS = ("preview", "deploy", "drift-check", "check", "init", "reshard")
 CHECK_COMMAND = "shard-check"
 """The output's `command` of `check`."""
 _SHARD_STACK = re.compile(r"(?P<base>.+)-shard-(?P<index>[0-9]+)-of-(?P<count>[0-9]+)")
-README_SECTION = "README, Big fleets and sharding, Changing the shard count"
+README_SECTION = "docs/sharding.md, Changing the shard count"
 
 
 def shard_stack(base: str, shard: Shard) -> str:
@@ -539,15 +540,37 @@ def _count(text: str) -> int:
 
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="pipelines/shards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pipelines/shards",
+        description=__doc__,
+        epilog=help_epilog(
+            [
+                (EXIT_OK, "success: every shard ran (drift-check: no shard drifted; check: no problem found)"),
+                (EXIT_DRIFT, "drift-check: a shard drifted"),
+                (EXIT_ERROR, "an error in any shard, a cross-shard problem (check), or bad arguments"),
+            ],
+            emulator=False,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("--stack", help="the fleet's stack; its shards are <stack>-shard-<i>-of-<n> (default: dev)")
-    parser.add_argument("--shards", type=_count, required=True, help="how many shard stacks")
+    parser.add_argument("command", choices=COMMANDS, help="what to run on the shard stacks (see above)")
+    parser.add_argument(
+        "--stack", help="the fleet's stack; its shards are <stack>-shard-<i>-of-<n> (default: $PULUMI_STACK, else dev)"
+    )
+    parser.add_argument("--shards", type=_count, required=True, help=f"how many shard stacks, 1 to {MAX_SHARDS}")
     parser.add_argument("--jobs", type=int, default=0, help="shards run at once (default: all)")
-    parser.add_argument("--project-dir", help="the Pulumi project (default: this repository)")
-    parser.add_argument("--format", choices=FORMATS, default="json")
-    parser.add_argument("--markdown-file", metavar="PATH")
+    parser.add_argument("--project-dir", help="the Pulumi project (default: $PULUMI_PROJECT_DIR, else this repository)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="stdout: the combined JSON output (default) or its Markdown summary; the Markdown summary is also "
+        "appended to $GITHUB_STEP_SUMMARY when that is set",
+    )
+    parser.add_argument(
+        "--markdown-file",
+        metavar="PATH",
+        help="also write the Markdown summary to PATH (for a pull request comment), whatever --format says",
+    )
     return parser
 
 

@@ -10,6 +10,8 @@ import requests
 import requests_mock
 from pulumi_sendgrid_tracking import __version__, errors
 from pulumi_sendgrid_tracking.client import USER_AGENT, SendGridClient
+from pulumi_sendgrid_tracking.emulator import Emulator
+from pulumi_sendgrid_tracking.inputs import on_behalf_of_problem
 from pulumi_sendgrid_tracking.tracking import CLICK, TrackingSetting
 
 from .conftest import TEST_KEY
@@ -66,6 +68,37 @@ def test_account_id_on_behalf_of_and_eu_host() -> None:
         mock.get("https://api.eu.sendgrid.com" + CLICK.path, json={"enabled": False, "enable_text": False})
         get(eu, "account-id 42")
     assert mock.request_history[0].headers["on-behalf-of"] == "account-id 42"
+
+
+@pytest.mark.parametrize(
+    ("who", "found"),
+    [
+        ("\u0441arol", "'\u0441arol' has '\u0441' (U+0441, CYRILLIC SMALL LETTER ES) at position 1"),  # non-Latin-1
+        ("caf\u00e9", "'caf\u00e9' has '\u00e9' (U+00E9, LATIN SMALL LETTER E WITH ACUTE) at position 4"),  # Latin-1
+        ("car\u200bol", "'car\\u200bol' has '\\u200b' (U+200B, ZERO WIDTH SPACE) at position 4"),
+        ("carol\n", "'carol\\n' has '\\n' (U+000A, a control character) at position 6"),
+    ],
+)
+def test_an_account_name_that_is_no_header_value_is_refused_before_sending(
+    emulator: Emulator, who: str, found: str
+) -> None:
+    """The last line of defence behind check(): a SendGridError, never http.client's UnicodeEncodeError."""
+    client = SendGridClient(TEST_KEY, emulator.base_url)
+    with pytest.raises(errors.ConfigurationError) as info:
+        update(client, {"enabled": False}, who)
+    assert str(info.value) == (
+        f"invalid setting on_behalf_of: on_behalf_of {found}: {on_behalf_of_problem(who).split(': ', 1)[1]}. "
+        f"Hint: nothing was sent by PATCH {CLICK.path}; fix the resource's on_behalf_of."
+    )
+    assert emulator.state.request_log() == []
+
+
+def test_a_sendgrid_form_account_id_is_sent_as_written(emulator: Emulator) -> None:
+    emulator.state.add_customer("global", "sg2a2bcd3ef4ab5c67d8efab91c01de2fa")
+    client = SendGridClient(TEST_KEY, emulator.base_url)
+    assert get(client, "account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa") == {"enabled": True, "enable_text": False}
+    [entry] = emulator.state.request_log()
+    assert (entry["on_behalf_of"], entry["status"]) == ("account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa", 200)
 
 
 def test_update_refuses_an_empty_body_before_sending(client: SendGridClient) -> None:

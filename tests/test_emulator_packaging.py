@@ -56,12 +56,14 @@ def test_the_import_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
 
 
 def test_without_werkzeug_the_import_fails_saying_which_extra_to_install() -> None:
+    """The state (no HTTP) still imports; the servers name the extra (the command line: test_emulator_tool.py)."""
     code = (
         "import sys\n"
         "sys.modules['werkzeug'] = None  # as if Werkzeug were not installed\n"
         "import pulumi_sendgrid_tracking  # the provider itself does not need it\n"
+        "from pulumi_sendgrid_tracking.emulator import EmulatorState\n"
         "try:\n"
-        "    import pulumi_sendgrid_tracking.emulator\n"
+        "    from pulumi_sendgrid_tracking.emulator import Emulator\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -105,6 +106,42 @@ def test_example_pipelines_call_the_scripts(name: str) -> None:
     for script in called:
         assert os.access(ROOT / "pipelines" / script, os.X_OK)
     assert "make venv engine" in text
+
+
+PINNED_ENGINE = (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
+
+
+def test_github_example_installs_the_pinned_pulumi_cli_with_the_official_action() -> None:
+    """Every job that runs the pipelines gets the CLI from pulumi/actions at the pin, before `make venv engine`
+    (which then uses it as it is), and none builds it from Go modules."""
+    jobs = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())["jobs"]
+    for name, job in jobs.items():
+        steps = job["steps"]
+        make = steps.index({"run": "make venv engine"})
+        [install] = [step for step in steps[:make] if step.get("uses", "").startswith("pulumi/actions@")]
+        assert install["uses"] == "pulumi/actions@v6" and install["with"] == {"pulumi-version": PINNED_ENGINE}, name
+        assert "command" not in install["with"]  # install only: the pipelines run the commands
+        assert not any(step.get("uses", "").startswith("actions/setup-go@") for step in steps), name
+
+
+def test_gitlab_example_installs_the_pinned_pulumi_cli_with_the_official_installer() -> None:
+    gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
+    engine = gitlab[".engine"]
+    assert engine["variables"]["PULUMI_CLI_VERSION"] == PINNED_ENGINE
+    assert engine["before_script"] == [
+        'curl -fsSL https://get.pulumi.com | sh -s -- --version "$PULUMI_CLI_VERSION"',
+        'export PATH="$HOME/.pulumi/bin:$PATH"',
+        "make venv engine",
+    ]
+    users = [name for name, job in gitlab.items() if isinstance(job, dict) and "script" in job]
+    assert users and all(".engine" in extends_chain(gitlab, name) for name in users)
+
+
+def extends_chain(config: dict[str, Any], name: str) -> list[str]:
+    """The templates a GitLab job extends, transitively."""
+    extends = config[name].get("extends", [])
+    parents = [extends] if isinstance(extends, str) else list(extends)
+    return parents + [up for parent in parents for up in extends_chain(config, parent)]
 
 
 def stack_accounts(stack: str) -> list[tuple[str, str | None]]:

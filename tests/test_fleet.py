@@ -16,6 +16,7 @@ from pulumi_sendgrid_tracking.fleet import (
     load_fleet_yaml,
     parse_fleet,
 )
+from pulumi_sendgrid_tracking.inputs import on_behalf_of_problem
 from pulumi_sendgrid_tracking.tracking import MAX_CONTENT, MAX_SHORT_TEXT, MAX_URL, SETTINGS, Field, TrackingSetting
 
 NS = "sendgrid-click-tracking"
@@ -43,6 +44,8 @@ def test_a_full_fleet_in_todays_shape() -> None:
                 {"username": "carol", "enabled": True, "region": "eu", "onDelete": "disable"},
                 {"accountId": "42", "enabled": True, "onDelete": "keep"},
                 {"accountId": "0042", "enabled": False},  # quoted: kept exactly as written
+                {"accountId": "sg2a2bcd3ef4ab5c67d8efab91c01de2fa", "enabled": False},  # SendGrid's own example
+                {"accountId": "abc123def456hij789klm0", "enabled": True},
             ],
         }
     )
@@ -52,6 +55,14 @@ def test_a_full_fleet_in_todays_shape() -> None:
         click("subuser-carol", True, "carol", "eu", "disable"),
         click("account-42", True, "account-id 42", None, "keep"),
         click("account-0042", False, "account-id 0042", None, "restore"),
+        click(
+            "account-sg2a2bcd3ef4ab5c67d8efab91c01de2fa",
+            False,
+            "account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa",
+            None,
+            "restore",
+        ),
+        click("account-abc123def456hij789klm0", True, "account-id abc123def456hij789klm0", None, "restore"),
     ]
 
 
@@ -113,7 +124,7 @@ def test_null_parent_and_subusers_are_not_an_empty_fleet() -> None:
     ]
 
 
-# -- accountId: decimal digits, quoted ---------------------------------------------------------
+# -- accountId: letters and digits, quoted ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -132,15 +143,63 @@ def test_null_parent_and_subusers_are_not_an_empty_fleet() -> None:
 def test_an_unquoted_account_id_is_refused_with_a_hint_to_quote_it(yaml_value: str, got: str) -> None:
     data = load_fleet_yaml(f"subusers:\n  - accountId: {yaml_value}\n    enabled: true\n", "fleet.yaml")
     (problem,) = problems_of(data)
-    assert problem.startswith(f"subusers[0].accountId: must be a string of decimal digits, got {got}; ")
-    assert 'write it in quotes, exactly as SendGrid shows it, e.g. accountId: "12345"' in problem
+    assert problem.startswith(f"subusers[0].accountId: must be a string of letters and digits, got {got}; ")
+    assert (
+        'write it in quotes, exactly as SendGrid shows it, e.g. accountId: "sg2a2bcd3ef4ab5c67d8efab91c01de2fa"'
+        in problem
+    )
     assert "--type string" in problem
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "", " 42", "42 ", "4 2", "1e3", "0x10", "٤٢", "42\n"])
-def test_a_quoted_account_id_must_be_decimal_digits(value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("-1", "'-1' has '-' (U+002D, HYPHEN-MINUS) at position 1"),
+        (" 42", "' 42' has ' ' (U+0020, SPACE) at position 1"),
+        ("42 ", "'42 ' has ' ' (U+0020, SPACE) at position 3"),
+        ("4 2", "'4 2' has ' ' (U+0020, SPACE) at position 2"),
+        ("sg2a-2b", "'sg2a-2b' has '-' (U+002D, HYPHEN-MINUS) at position 5"),
+        ("1e3.5", "'1e3.5' has '.' (U+002E, FULL STOP) at position 4"),
+        ("٤٢", "'٤٢' has '٤' (U+0664, ARABIC-INDIC DIGIT FOUR) at position 1"),
+        ("sg2\u0430b", "'sg2\u0430b' has '\u0430' (U+0430, CYRILLIC SMALL LETTER A) at position 4"),
+        ("sg2\u200bab", "'sg2\\u200bab' has '\\u200b' (U+200B, ZERO WIDTH SPACE) at position 4"),
+        ("42\n", "'42\\n' has '\\n' (U+000A, a control character) at position 3"),
+    ],
+)
+def test_a_quoted_account_id_must_be_letters_and_digits(value: str, found: str) -> None:
+    """The same rule as a resource's on_behalf_of 'account-id <id>' (inputs.account_id_problem)."""
     (problem,) = problems_of({"subusers": [{"accountId": value, "enabled": True}]})
-    assert problem == f"subusers[0].accountId: must be the account's ID in decimal digits (0-9), got {value!r}"
+    assert problem.startswith(f"subusers[0].accountId: {found}: a customer account ID is ASCII letters and digits, ")
+    assert "as SendGrid shows it (e.g. sg2a2bcd3ef4ab5c67d8efab91c01de2fa)" in problem
+    assert on_behalf_of_problem(f"account-id {value}") is not None
+
+
+def test_an_empty_account_id_is_refused() -> None:
+    (problem,) = problems_of({"subusers": [{"accountId": "", "enabled": True}]})
+    assert problem == (
+        "subusers[0].accountId: the account ID is missing; write it as SendGrid shows it, "
+        "e.g. sg2a2bcd3ef4ab5c67d8efab91c01de2fa"
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "found"),
+    [
+        ("\u0441arol", "'\u0441arol' has '\u0441' (U+0441, CYRILLIC SMALL LETTER ES) at position 1"),
+        ("car\u200bol", "'car\\u200bol' has '\\u200b' (U+200B, ZERO WIDTH SPACE) at position 4"),
+        ("carol\n", "'carol\\n' has '\\n' (U+000A, a control character) at position 6"),
+        ("car ol", "'car ol' has ' ' (U+0020, SPACE) at position 4"),
+    ],
+)
+def test_a_username_must_be_printable_ascii_the_same_rule_as_on_behalf_of(username: str, found: str) -> None:
+    (problem,) = problems_of({"subusers": [{"username": username, "enabled": True}]})
+    assert problem == f"subusers[0].username: {on_behalf_of_problem(username)}"
+    assert problem.startswith(f"subusers[0].username: {found}: a subuser's username is printable ASCII ")
+
+
+def test_an_email_address_is_a_username() -> None:
+    (entry,) = parse_fleet({"subusers": [{"username": "John@example.com", "enabled": True}]})
+    assert (entry.name, entry.on_behalf_of) == ("subuser-John@example.com", "John@example.com")
 
 
 def test_an_unquoted_username_is_refused_with_a_hint_to_quote_it() -> None:
@@ -238,7 +297,7 @@ def test_shapes_are_reported_without_a_traceback(text: str, problem: str) -> Non
         ),
         (
             {"subusers": [{"username": "a\nb", "enabled": True}]},
-            "subusers[0].username: must not contain control characters",
+            "subusers[0].username: 'a\\nb' has '\\n' (U+000A, a control character) at position 2",
         ),
         ({"subusers": [{"username": "", "enabled": True}]}, "subusers[0].username: must not be empty"),
         (
@@ -313,7 +372,9 @@ def test_inline_mistakes() -> None:
     assert problem.startswith("no accounts: stack config lists no parent and no subusers")
     assert f"say so: pulumi config set {NS}:manageNothing true" in problem
     _, (problem,) = config_problems({"subusers": json.dumps([{"accountId": 34, "enabled": True}])})
-    assert problem.startswith("subusers[0].accountId: must be a string of decimal digits, got the unquoted number 34")
+    assert problem.startswith(
+        "subusers[0].accountId: must be a string of letters and digits, got the unquoted number 34"
+    )
     _, (problem,) = config_problems({"parent": "enabled"})
     assert problem.startswith("parent: expected a mapping with region, click, open, subscription, googleAnalytics")
     _, (problem,) = config_problems({"manageNothing": "yes"})

@@ -190,7 +190,8 @@ def test_check_failure_travels_over_grpc(server: Any, emulator: Emulator) -> Non
         ("enabled", "enabled must be a boolean, got the string 'false'"),
         (
             "on_behalf_of",
-            "on_behalf_of must not contain control characters such as newlines (they would inject HTTP headers)",
+            "on_behalf_of 'a\\nb' has '\\n' (U+000A, a control character) at position 2: a subuser's username is "
+            "printable ASCII without whitespace (an email address is fine)",
         ),
     }
 

@@ -115,7 +115,7 @@ def test_combined_output_follows_the_schema() -> None:
         exit_code=1,
         counts={"create": 1, "failed": 1},
         errors=[
-            {"kind": "sendgrid", "message": "GET failed", "hint": None, "resource": None, "setting": None,
+            {"kind": "sendgrid", "message": "GET failed", "hint": "run it again", "resource": None, "setting": None,
              "account": "eu/carol", "details": []}
         ],
     )  # fmt: skip

@@ -311,14 +311,57 @@ COMMON_BAD_INPUTS = [
     ({"enabled": 1}, "enabled", "enabled must be a boolean, got int"),
     ({"enabled": True, "on_behalf_of": ""}, "on_behalf_of", "must not be empty; omit it (None)"),
     ({"enabled": True, "on_behalf_of": "   "}, "on_behalf_of", "must not be empty"),
-    ({"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}, "on_behalf_of", "control characters"),
-    ({"enabled": True, "on_behalf_of": "alice\x00"}, "on_behalf_of", "control characters"),
-    ({"enabled": True, "on_behalf_of": " alice"}, "on_behalf_of", "start or end with whitespace"),
+    (
+        {"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"},
+        "on_behalf_of",
+        "on_behalf_of 'alice\\r\\nX-Evil: 1' has '\\r' (U+000D, a control character) at position 6: a subuser's "
+        "username is printable ASCII without whitespace (an email address is fine); control characters such as "
+        "newlines cannot be sent in an HTTP header; remove it",
+    ),
+    ({"enabled": True, "on_behalf_of": "alice\x00"}, "on_behalf_of", "(U+0000, a control character) at position 6"),
+    (
+        {"enabled": True, "on_behalf_of": "carol\n"},
+        "on_behalf_of",
+        "has '\\n' (U+000A, a control character) at position 6",
+    ),
+    (
+        {"enabled": True, "on_behalf_of": " alice"},
+        "on_behalf_of",
+        "' alice' has ' ' (U+0020, SPACE) at position 1: a subuser's username is printable ASCII without whitespace",
+    ),
+    (
+        {"enabled": True, "on_behalf_of": "\u0441arol"},  # a Cyrillic look-alike of c
+        "on_behalf_of",
+        "on_behalf_of '\u0441arol' has '\u0441' (U+0441, CYRILLIC SMALL LETTER ES) at position 1: a subuser's username "
+        "is printable ASCII without whitespace (an email address is fine); SendGrid's names are ASCII: retype the "
+        "name (a look-alike letter pasted from elsewhere?)",
+    ),
+    (
+        {"enabled": True, "on_behalf_of": "car\u200bol"},
+        "on_behalf_of",
+        "has '\\u200b' (U+200B, ZERO WIDTH SPACE) at position 4: a subuser's username is printable ASCII without "
+        "whitespace (an email address is fine); an invisible character, often pasted with the name; retype the name",
+    ),
+    (
+        {"enabled": True, "on_behalf_of": "caf\u00e9"},
+        "on_behalf_of",
+        "(U+00E9, LATIN SMALL LETTER E WITH ACUTE) at position 4",
+    ),
     ({"enabled": True, "on_behalf_of": "a" * 300}, "on_behalf_of", "is 300 characters long"),
     ({"enabled": True, "on_behalf_of": 42}, "on_behalf_of", "must be a string"),
-    ({"enabled": True, "on_behalf_of": "account-id"}, "on_behalf_of", "'account-id <id>'"),
-    ({"enabled": True, "on_behalf_of": "account-id  4 2"}, "on_behalf_of", "'account-id <id>'"),
-    ({"enabled": True, "on_behalf_of": "account-id abc"}, "on_behalf_of", "a decimal id"),
+    ({"enabled": True, "on_behalf_of": "account-id"}, "on_behalf_of", "must be 'account-id <id>' with one space"),
+    ({"enabled": True, "on_behalf_of": "account-id "}, "on_behalf_of", "the account ID is missing"),
+    (
+        {"enabled": True, "on_behalf_of": "account-id  4 2"},
+        "on_behalf_of",
+        "'account-id  4 2' has ' ' (U+0020, SPACE) at position 12: a customer account ID is ASCII letters and digits, "
+        "as SendGrid shows it (e.g. sg2a2bcd3ef4ab5c67d8efab91c01de2fa)",
+    ),
+    (
+        {"enabled": True, "on_behalf_of": "account-id sg2a-2bcd"},
+        "on_behalf_of",
+        "has '-' (U+002D, HYPHEN-MINUS) at position 16: a customer account ID is ASCII letters and digits",
+    ),
     ({"enabled": True, "region": "us"}, "region", "region must be one of global, eu (or omitted"),
     ({"enabled": True, "region": "EU"}, "region", "got 'EU'"),
     ({"enabled": True, "on_delete": "destroy"}, "on_delete", "on_delete must be one of restore, keep, disable"),
@@ -368,6 +411,23 @@ def test_check_rejects_bad_input_naming_the_property(
     failures = provider.check({}, news).failures
     assert [f.property for f in failures] == [prop]
     assert reason in failures[0].reason
+    assert http.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "who",
+    [
+        "John@example.com",  # tsg_subusers_v3.yaml's own example username
+        "o'brien+news_2",
+        "account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa",  # tsg_account_provisioning_v3.yaml's example ID
+        "account-id abc123def456hij789klm0",
+        "account-id 4242",
+    ],
+)
+def test_check_accepts_sendgrid_usernames_and_account_ids(case: Case, http: Any, who: str) -> None:
+    provider = configured({"sendgrid:apiKey": TEST_KEY}, case.provider)
+    result = provider.check({}, {**case.desired, "on_behalf_of": who})
+    assert (result.failures, result.inputs["on_behalf_of"]) == ([], who)
     assert http.call_count == 0
 
 

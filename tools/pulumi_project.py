@@ -140,11 +140,11 @@ class PulumiProject:
     def resources(self) -> dict[str, dict[str, Any]]:
         """The program's resource name → outputs of the ClickTracking resources, from the exported state.
 
-        The engine names them by account (`global/alice`); the program's name is their `name` output.
+        The engine names them by account (`global/alice`); the program's name is their `name` input.
         """
         deployment = self.export()["deployment"]
         return {
-            (r.get("outputs", {}).get("name") or r["urn"].rsplit("::", 1)[1]): r.get("outputs", {})
+            (r.get("inputs", {}).get("name") or r["urn"].rsplit("::", 1)[1]): r.get("outputs", {})
             for r in deployment.get("resources", [])
             if r["type"].endswith("ClickTracking")
         }

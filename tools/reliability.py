@@ -30,6 +30,33 @@ STATEFUL_FIGURES = ROOT / "docs" / "stateful.json"
 STATEFUL_HEADING = "## Randomized stateful test"
 LONG_RUN = {"STATEFUL_EXAMPLES": "15", "STATEFUL_STEPS": "8"}
 
+# What the suites run, rendered under the header of every full render (the prose of the old README's
+# *Reliability figures*; edit it here, then `make reliability` or the test in tests/test_docs.py keeps the doc in step).
+INTRO = [
+    "`make reliability` runs the fault, load, interruption, ownership, bad-input and secret suites, and the",
+    "long run of the randomized stateful test, and writes this page from their results. The handler-level",
+    "matrix tries every fault kind (429, 429 without reset, 500, 502, 503, 504, connection reset, hang,",
+    "malformed body) against create, read, update and delete of every setting, transient and persistent",
+    "(288 cases). Through the real engine, five transient cases and one persistent case run per setting.",
+    "The bad-input table covers each setting's own fields and every configuration mistake, each rejected",
+    "at preview with 0 requests. The same suites (with a short stateful run) run in `make test`.",
+    "",
+]
+# The stateful test's runs, and what writing it found: rendered in its section whether or not it ran.
+STATEFUL_RUNS = [
+    "The faults are 429s and 500s (transient, persistent, or after the PATCH was applied); the interruptions are",
+    "SIGINT, two SIGINTs or SIGKILL, sent when the emulator's request log shows the run got that far.",
+    "A failure prints the shrunk sequence as rule calls, with comments saying what each step ran and found.",
+    "`make test` runs 3 sequences of 6 steps with the fixed seed `STATEFUL_SEED=0` (about 1.5 minutes);",
+    "`make reliability` runs a long one (`STATEFUL_EXAMPLES=15 STATEFUL_STEPS=8` by default, a random seed",
+    "this page names; `python -m tools.reliability stateful` runs only that). Writing it turned up one",
+    "violation, now fixed: an update whose PATCH SendGrid applied but whose answer was lost failed and kept",
+    'the old value in the state, so a program reverted to that value previewed "no changes" while SendGrid',
+    "held the new one; update now re-reads the setting after a failed PATCH, as create does",
+    "(`test_a_reverted_update_whose_patch_landed_but_failed` replays the sequence through the machine's rules).",
+    "",
+]
+
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -88,19 +115,21 @@ def render_stateful(figures: dict[str, Any] | None) -> list[str]:
     """The long run of the stateful test, from docs/stateful.json."""
     out = [STATEFUL_HEADING, ""]
     if figures is None:
-        return [*out, "Not run yet: `python -m tools.reliability stateful`.", ""]
+        return [*out, *STATEFUL_RUNS, "Not run yet: `python -m tools.reliability stateful`.", ""]
     interruptions = figures.get("interruptions") or {}
     out += [
         "`tests/e2e/test_stateful.py`: a Hypothesis rule-based state machine that drives the real `pulumi` CLI",
         "against the emulator through random sequences of program edits (add, remove, rename with and without an",
         "alias, flip `enabled`, change `replace`/`utm_source`, the region, `on_delete`, a second resource for one",
-        "account), out-of-band changes, injected faults, interrupted runs with the README's recovery, and `up`,",
+        "account), out-of-band changes, injected faults, interrupted runs with the recovery of",
+        "[Interrupted runs](behaviour.md#interrupted-runs), and `up`,",
         "`up --refresh`, `refresh`, `preview`, `destroy`. After every step it checks the invariant (SendGrid equals",
         "the state, or a plain preview shows a change for the account; drift made out of band shows in",
         "`preview --refresh`), every recorded original against the model's value from before the takeover, what",
         "each give-back did, and convergence after each successful run; at the end `destroy --refresh` must",
         "give every account back. A violation fails the run with the shrunk sequence.",
         "",
+        *STATEFUL_RUNS,
         f"Last long run: {figures['measured']}, seed {figures['seed']}, {figures['examples']} sequences of "
         f"{figures['steps_per_sequence']} steps requested, {figures['seconds']} s.",
         "",
@@ -170,6 +199,7 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
         f"the run {'passed' if exit_code == 0 else f'FAILED (pytest exit {exit_code})'}.",
         "Regenerate with `make reliability`.",
         "",
+        *INTRO,
         "## Summary",
         "",
     ]
@@ -281,7 +311,7 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
             "",
             "A kill during a checkpoint write can leave a `file://` backend's `<stack>.json.attrs` sidecar empty",
             "(`failed to load checkpoint: EOF`); the state file itself is written atomically and is intact, and",
-            "deleting the empty sidecar (README, *Interrupted runs*) restores it.",
+            "deleting the empty sidecar ([Interrupted runs](behaviour.md#interrupted-runs)) restores it.",
             "After SIGKILL, a create killed between its PATCH and Pulumi's checkpoint is re-adopted; its",
             "`original_enabled` is then the new value (the setting itself is right and changed once).",
         ]
@@ -325,7 +355,8 @@ def render(results: list[dict[str, Any]], exit_code: int, pulumi_version: str) -
     out += [
         "",
         "With the key in stack config (`pulumi config set --secret sendgrid:apiKey`), the Pulumi engine also",
-        "records it, encrypted, in the default `pulumi-python` provider's inputs (see README, *Secrets*);",
+        "records it, encrypted, in the default `pulumi-python` provider's inputs",
+        "(see [Secrets](behaviour.md#secrets));",
         "`tests/e2e/test_lifecycle.py` pins that this is the only place.",
         "",
     ]
@@ -362,7 +393,10 @@ def main(argv: list[str]) -> int:
     results = [json.loads(line) for line in lines]
     version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=False).stdout.strip()
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(render(results, code, version or "(not found)"), encoding="utf-8")
+    from tools.mutants import FIGURES, replace_section
+
+    mutants = json.loads(FIGURES.read_text(encoding="utf-8")) if FIGURES.exists() else None
+    DOC.write_text(replace_section(render(results, code, version or "(not found)"), mutants), encoding="utf-8")
     print(f"reliability: wrote {DOC.relative_to(ROOT)} from {len(results)} results (pytest exit {code})")
     return code
 

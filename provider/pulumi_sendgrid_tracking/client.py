@@ -32,11 +32,13 @@ from urllib3.util.retry import Retry
 from ._version import __version__
 from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BUDGET
 from .errors import (
+    ConfigurationError,
     MalformedResponseError,
     TransportError,
     error_class_for,
     parse_error_details,
 )
+from .inputs import on_behalf_of_problem
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +305,15 @@ class SendGridClient:
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None, on_behalf_of: str | None) -> requests.Response:
+        # check() refuses these at preview; this is the last line of defence before http.client's
+        # UnicodeEncodeError (non-Latin-1) or a silently different account (Latin-1 bytes).
+        problem = on_behalf_of_problem(on_behalf_of)
+        if problem:
+            raise ConfigurationError(
+                "on_behalf_of",
+                f"on_behalf_of {problem}",
+                f"nothing was sent by {method} {path}; fix the resource's on_behalf_of",
+            )
         headers = {"on-behalf-of": on_behalf_of} if on_behalf_of else {}
         _attempts.count = 1
         if self.pacer is not None:

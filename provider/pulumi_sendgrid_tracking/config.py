@@ -27,8 +27,18 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_RETRY_BUDGET = 120.0
 """Seconds spent retrying one call after its first failure (429, 5xx, connection errors)."""
 MAX_KEY_LENGTH = 512
-MAX_REQUESTS_PER_SECOND = 10_000.0
-"""The highest request rate sendgrid:maxRequestsPerSecond takes (unset: no pacing)."""
+SENDGRID_REQUESTS_PER_MINUTE = 600
+"""SendGrid's only published rate limit: 600 requests per minute per user (docs/sendgrid-api.md)."""
+MAX_REQUESTS_PER_SECOND = SENDGRID_REQUESTS_PER_MINUTE / 60
+"""The highest sendgrid:maxRequestsPerSecond (10): more than SendGrid's published limit would not be kept."""
+MIN_REQUESTS_PER_SECOND = MAX_REQUESTS_PER_SECOND / 100
+"""The lowest (0.1, one request every 10 s): SendGrid's limit shared by 100 stacks at once. Slower, one
+account's update (a GET and a PATCH, each possibly retried) takes minutes, and 1e-300 overflows the pacer."""
+REQUEST_RATE_REASON = (
+    f"SendGrid publishes {SENDGRID_REQUESTS_PER_MINUTE} requests/minute per user, so more than "
+    f"{MAX_REQUESTS_PER_SECOND:g}/s would not be kept; below {MIN_REQUESTS_PER_SECOND:g}/s (one request every "
+    f"{1 / MIN_REQUESTS_PER_SECOND:g} s, that limit shared by 100 stacks) one account's update takes minutes"
+)
 
 # Setting name → (stack config key, environment variable).
 SOURCES: Mapping[str, tuple[str, str]] = {
@@ -144,6 +154,7 @@ def _positive_seconds(name: str, config: Mapping[str, Any], env: Mapping[str, st
 
 
 def _request_rate(config: Mapping[str, Any], env: Mapping[str, str]) -> float | None:
+    """sendgrid:maxRequestsPerSecond: None (no pacing), or a rate from 0.1 to 10; ConfigurationError otherwise."""
     value, source = _lookup("max_requests_per_second", config, env)
     if value is None:
         return None
@@ -151,11 +162,17 @@ def _request_rate(config: Mapping[str, Any], env: Mapping[str, str]) -> float | 
         rate = float(value)
     except ValueError:
         rate = math.nan
-    if not (math.isfinite(rate) and 0 < rate <= MAX_REQUESTS_PER_SECOND):
+    fix = (
+        f"use {MIN_REQUESTS_PER_SECOND:g} to {MAX_REQUESTS_PER_SECOND:g} (e.g. 2.5 for each of 4 shard stacks), "
+        f"or unset it for no pacing: {REQUEST_RATE_REASON}"
+    )
+    if not math.isfinite(rate):
+        raise ConfigurationError(source, f"{value!r} is not a number of requests per second", fix)
+    if rate < MIN_REQUESTS_PER_SECOND:
+        raise ConfigurationError(source, f"{value!r} is below {MIN_REQUESTS_PER_SECOND:g} requests per second", fix)
+    if rate > MAX_REQUESTS_PER_SECOND:
         raise ConfigurationError(
-            source,
-            f"{value!r} is not a number of requests per second",
-            f"use a number above 0 and at most {MAX_REQUESTS_PER_SECOND:g} (e.g. 2.5), or unset it for no pacing",
+            source, f"{value!r} is above SendGrid's published {MAX_REQUESTS_PER_SECOND:g} requests per second", fix
         )
     return rate
 

@@ -45,8 +45,15 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from .inputs import DEFAULT_ON_DELETE, on_delete_problem, region_problem
-from .inputs import on_behalf_of_problem as validate_on_behalf_of
+from .inputs import (
+    ACCOUNT_ID_EXAMPLE,
+    ACCOUNT_ID_PREFIX,
+    DEFAULT_ON_DELETE,
+    account_id_problem,
+    on_behalf_of_problem,
+    on_delete_problem,
+    region_problem,
+)
 from .shards import SHARD_KEY
 from .tracking import CLICK, SETTINGS, Field, TrackingSetting
 
@@ -75,9 +82,8 @@ SHARD = SHARD_KEY
 PROGRAM_KEYS = (FLEET_FILE, *FLEET_KEYS, SHARD)
 """The keys of the program's own config namespace (`sendgrid-click-tracking:<key>`)."""
 
-_ACCOUNT_ID = re.compile(r"[0-9]+")
 _QUOTE_ID = (
-    'write it in quotes, exactly as SendGrid shows it, e.g. accountId: "12345" '
+    f'write it in quotes, exactly as SendGrid shows it, e.g. accountId: "{ACCOUNT_ID_EXAMPLE}" '
     "(unquoted, YAML turns 042 into 34, 0x10 into 16 and 1_000 into 1000; "
     "with `pulumi config set --path`, add `--type string`)"
 )
@@ -488,18 +494,19 @@ def _account(path: str, raw: Mapping[str, Any], problems: list[str]) -> tuple[st
         account_id = raw["accountId"]
         if not isinstance(account_id, str):
             problems.append(
-                f"{path}.accountId: must be a string of decimal digits, got {_describe(account_id)}; {_QUOTE_ID}"
+                f"{path}.accountId: must be a string of letters and digits, got {_describe(account_id)}; {_QUOTE_ID}"
             )
             return None
-        if not _ACCOUNT_ID.fullmatch(account_id):
-            problems.append(f"{path}.accountId: must be the account's ID in decimal digits (0-9), got {account_id!r}")
+        problem = account_id_problem(account_id)
+        if problem:
+            problems.append(f"{path}.accountId: {problem}")
             return None
-        return f"account-id {account_id}", f"account-{account_id}"
+        return f"{ACCOUNT_ID_PREFIX}{account_id}", f"account-{account_id}"
     username = raw["username"]
     if not isinstance(username, str):
         problems.append(f'{path}.username: must be a string, got {_describe(username)}; quote it: username: "..."')
         return None
-    problem = validate_on_behalf_of(username)
+    problem = on_behalf_of_problem(username)
     if problem:
         problems.append(f"{path}.username: {problem}")
         return None

@@ -10,7 +10,7 @@ The hash is sha256 (the same in every process and Python version, unlike `hash()
 Lamping and Veach's jump consistent hash: with the same count an account never moves; going from
 `count` to `count + 1` shards moves only the accounts that land in the new shard (about
 1/(count + 1) of them), never one between two old shards. Any change of the count moves some
-accounts, and a moved account must move with its state (README, "Changing the shard count").
+accounts, and a moved account must move with its state (docs/sharding.md, "Changing the shard count").
 """
 
 from __future__ import annotations

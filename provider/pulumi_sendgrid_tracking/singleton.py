@@ -3,11 +3,11 @@
 Methods follow the SDK's order: check, diff, create, read, update, delete (configure first).
 Every handler: load inputs, stop on error, call the API, save what the API answered.
 
-One engine resource per account setting, plus one per stack (README and docs/behaviour.md, "Originals"):
+One engine resource per account setting, plus one per stack (docs/behaviour.md, "Originals"):
 
 - the *setting* (`SettingProvider`) is named by its account (`global/alice`, `eu`, `global/account-id x1`),
   whatever the program calls it, so the engine itself refuses two owners, and renaming it in the program
-  is an update that sends nothing. It sends the changes, records what SendGrid answered, and holds the
+  is no change at all. It sends the changes, records what SendGrid answered, and holds the
   *originals* of the fields it manages: the values SendGrid held just before this stack first took each
   field over. Its delete gives the account back from those originals (restore, keep or disable).
 - the stack's *originals ledger* (`OriginalsLogic`, one resource named `originals`) is declared once per
@@ -45,6 +45,7 @@ from pulumi.dynamic import (
 )
 
 from . import config as config_mod
+from . import journal
 from .errors import (
     AccountGoneError,
     ConfigurationError,
@@ -332,6 +333,7 @@ class _SendGridProvider(ResourceProvider):
 
     def _patch(
         self,
+        op: str,
         setting: TrackingSetting,
         region: str,
         on_behalf_of: str | None,
@@ -345,30 +347,43 @@ class _SendGridProvider(ResourceProvider):
         Returns what SendGrid holds afterwards. If the re-read shows any field of `body` landed, that is
         the answer (the caller records what landed; a later diff shows what did not). If nothing landed,
         the PATCH's own error is raised: nothing changed. If SendGrid cannot be read at all, the error
-        says the outcome is unknown and carries the values from before.
+        says the outcome is unknown and carries the values from before. Each PATCH is written to the
+        change journal (journal.py) before it is sent and when it is settled.
         """
         client = self._client(region)
+        entry = journal.sending(op, setting.name, region, on_behalf_of, body, before)
         try:
-            return client.update(setting.path, body, on_behalf_of, validate=setting.parse)
+            answer = client.update(setting.path, body, on_behalf_of, validate=setting.parse)
         except PermissionDeniedError as exc:
-            raise self._explain_denied(exc, client, setting, region, on_behalf_of, exists=exists) from None
+            error = self._explain_denied(exc, client, setting, region, on_behalf_of, exists=exists)
+            journal.settled(entry, "failed", None, body, str(error))
+            raise error from None
         except (TransportError, ServerError, RateLimitError, MalformedResponseError) as exc:
             try:
                 after = client.get(setting.path, on_behalf_of, validate=setting.parse)
             except SendGridError:
                 was = ", ".join(f"{name}={value!r}" for name, value in before.items())
-                raise SendGridError(
+                unknown = SendGridError(
                     f"{exc.summary}; whether the change to {setting.title} of "
                     f"{describe_account(on_behalf_of, region)} landed is unknown (before: {was})",
                     "run `pipelines/deploy` (or `pulumi up --refresh`) again: it reads SendGrid and converges; "
                     "the values from before are in this message.",
-                ) from None
-            if any(same(after.get(name), value) and not same(before.get(name), value) for name, value in body.items()):
-                log.warning("PATCH failed (%s) but SendGrid holds the new values; recording what landed", exc.summary)
+                )
+                journal.settled(entry, "unknown", None, body, str(unknown))
+                raise unknown from None
+            landed = [name for name, value in body.items() if same(after.get(name), value)]
+            if landed:
+                if len(landed) < len(body):
+                    log.warning("PATCH failed (%s); only %s landed: recording what SendGrid holds", exc, landed)
+                journal.settled(entry, "applied", after, body, None if len(landed) == len(body) else str(exc))
                 return after
-            if all(same(after.get(name), value) for name, value in body.items()):
-                return after
+            journal.settled(entry, "failed", after, body, str(exc))
             raise
+        except SendGridError as exc:
+            journal.settled(entry, "failed", None, body, str(exc))
+            raise
+        journal.settled(entry, "applied", answer, body)
+        return answer
 
 
 # -- the stack's originals ledger --------------------------------------------------------------------
@@ -530,7 +545,7 @@ class AdoptionLogic(_SendGridProvider):
         live = self._get(setting, region, on_behalf_of, exists=True)
         body = changes_to_send(target, live)
         if body:
-            self._patch(setting, region, on_behalf_of, body, before=live, exists=True)
+            self._patch("give back", setting, region, on_behalf_of, body, before=live, exists=True)
         log.debug("%s: gave %s back", id_, sorted(body))
 
 
@@ -707,7 +722,10 @@ class SettingProvider(_SendGridProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Local only. Managed fields, on_delete and the name → update; on_behalf_of/region → replace.
+        """Local only. Managed fields and on_delete → update; on_behalf_of/region → replace; the name → nothing.
+
+        The engine names the resource by its account, so the program's name is a label: a rename changes the
+        stored input and nothing else (no step, no request).
 
         The ledger entry is bookkeeping: a change of it alone is no change. A newly managed field whose
         original is not recorded anywhere fails the preview (a `--target` run that skips the ledger).
@@ -728,7 +746,6 @@ class SettingProvider(_SendGridProvider):
             or any(_is_unknown(news.get(name)) or not same(olds.get(name), news.get(name)) for name in managed)
             or set(managed) != set(self.recorded_managed(olds))
             or changed("on_delete", olds.get("on_delete") or DEFAULT_ON_DELETE)
-            or (news.get(NAME_KEY) is not None and changed(NAME_KEY, olds.get(NAME_KEY)))
             or not isinstance(olds.get(HELD_KEY), list)  # 0.1.0/0.2.0 outputs: one update, no request
             or _written_by_another_package(olds)
         )
@@ -748,7 +765,7 @@ class SettingProvider(_SendGridProvider):
         live = RUN.take_fresh(self.key(props)) or self._get(self.setting, region, on_behalf_of, exists=False)
         body = changes_to_send({name: props[name] for name in managed}, live)
         if body:
-            live = self._patch(self.setting, region, on_behalf_of, body, before=live, exists=False)
+            live = self._patch("take over", self.setting, region, on_behalf_of, body, before=live, exists=False)
         return CreateResult(resource_id(region, on_behalf_of), self._outputs(props, live, held, managed))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -777,7 +794,9 @@ class SettingProvider(_SendGridProvider):
         live = {f.name: olds.get(f.name) for f in self.setting.fields}
         body = changes_to_send({name: news[name] for name in managed}, live)
         if body:
-            live = self._patch(self.setting, news["region"], news.get("on_behalf_of"), body, before=live, exists=True)
+            live = self._patch(
+                "update", self.setting, news["region"], news.get("on_behalf_of"), body, before=live, exists=True
+            )
         return UpdateResult(self._outputs(news, live, held, managed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -801,7 +820,7 @@ class SettingProvider(_SendGridProvider):
             live = self._get(self.setting, region, on_behalf_of, exists=True)
             body = changes_to_send(target, live)
             if body:
-                self._patch(self.setting, region, on_behalf_of, body, before=live, exists=True)
+                self._patch("give back", self.setting, region, on_behalf_of, body, before=live, exists=True)
         RUN.gave_back(self.key(props))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Length bounds. SendGrid documents none; these catch mistakes (a file pasted into a utm tag) and
-# stay far above any sensible value. They are the provider's, and the README says so.
+# stay far above any sensible value. They are the provider's, and docs/resources.md says so.
 MAX_SHORT_TEXT = 255
 """utm_* parameters and subscription's `replace` tag."""
 MAX_URL = 2048
@@ -88,7 +88,7 @@ class Field:
     kind: type[bool] | type[str]
     """bool or str, as in the official schema."""
     doc: str
-    """One line for the resource's docstring and the README."""
+    """One line for the resource's docstring and docs/resources.md."""
     writable: bool = True
     """False for fields SendGrid answers but does not take in a PATCH (click's `enable_text`)."""
     required: bool = False

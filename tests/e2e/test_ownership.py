@@ -62,13 +62,27 @@ KIND_OF_TYPE = {
 
 
 def settings_in_state(project: PulumiProject) -> dict[str, dict[str, Any]]:
-    """Resource name → outputs (plus `kind`), for the setting resources (not the adoption records)."""
+    """The program's resource name → outputs (plus `kind`), for the setting resources (not the ledger).
+
+    The engine names each by its account (`global/alice`); the program's name is its `name` input (a rename
+    is no change, so the `name` output keeps the name of its last create or update).
+    """
     resources = project.export()["deployment"].get("resources", [])
     return {
-        r["urn"].rsplit("::", 1)[1]: {**r.get("outputs", {}), "kind": KIND_OF_TYPE[r["type"].rsplit(":", 1)[1]]}
+        (r.get("inputs", {}).get("name") or r["outputs"]["name"]): {
+            **r.get("outputs", {}),
+            "kind": KIND_OF_TYPE[r["type"].rsplit(":", 1)[1]],
+        }
         for r in resources
-        if r["type"].startswith("pulumi-python:dynamic/sendgrid:") and not r["type"].endswith(":Adoption")
+        if r["type"].rsplit(":", 1)[1] in KIND_OF_TYPE
     }
+
+
+def ledger_in_state(project: PulumiProject) -> dict[str, Any]:
+    """The stack's originals ledger: setting key → its entry."""
+    resources = project.export()["deployment"].get("resources", [])
+    found = [r for r in resources if r["type"] == "pulumi-python:dynamic/sendgrid:Originals"]
+    return dict(found[0]["outputs"]["entries"]) if found else {}
 
 
 def in_step(project: PulumiProject) -> None:
@@ -101,7 +115,9 @@ def test_failed_region_change_then_revert_leaves_live_and_state_in_step(project:
     project.api_log()
     reverted = project.up()
     assert "to create" not in reverted.stdout and "replaced" not in reverted.stdout
-    assert project.api_log() == []
+    # The ledger dropped carol (EU) while the failed program did not declare it and reads it once more;
+    # her setting resource, still in the state, keeps the originals it holds. No PATCH.
+    assert project.api_log() == [("GET", "carol", None)]
     assert live(project, "carol", "eu") is True
     assert settings_in_state(project)["carol"]["original_enabled"] is False
     in_step(project)
@@ -140,8 +156,9 @@ def test_rename_without_alias_keeps_the_value_and_the_true_original(project: Pul
     declare(project, {"name": "bob-b", "enabled": False, "on_behalf_of": "bob", "on_delete": on_delete})
     project.api_log()
     renamed = project.up()
-    assert "+ 1 created" in renamed.stdout and "- 1 deleted" in renamed.stdout
-    assert patches(project) == []  # the new owner finds its value in place; the old one's delete sends nothing
+    # The engine names the resource by its account: a rename is no change at all.
+    assert "created" not in renamed.stdout and "deleted" not in renamed.stdout and "updated" not in renamed.stdout
+    assert project.api_log() == []
     assert live(project, "bob") is False
     assert settings_in_state(project)["bob-b"]["original_enabled"] is True  # from before the stack took bob over
     in_step(project)
@@ -211,8 +228,11 @@ def test_two_resources_swap_their_accounts(project: PulumiProject) -> None:
 def test_forced_replacement_keeps_the_account_and_its_original(project: PulumiProject) -> None:
     declare(project, {"name": "alice", "enabled": False, "on_behalf_of": "alice"})
     project.up()
-    urn = f"urn:pulumi:dev::{PROJECT}::pulumi-python:dynamic/sendgrid:ClickTracking::alice"
+    urn = f"urn:pulumi:dev::{PROJECT}::pulumi-python:dynamic/sendgrid:ClickTracking::global/alice"
+    project.api_log()
     project.up("--replace", urn)
+    # Delete-first: the account is given back (its original), then taken over again from the ledger.
+    assert patches(project) == [("alice", {"enabled": True}), ("alice", {"enabled": False})]
     assert live(project, "alice") is False
     assert settings_in_state(project)["alice"]["original_enabled"] is True
     in_step(project)
@@ -268,7 +288,7 @@ def wait_for_changes(project: PulumiProject, proc: subprocess.Popen[str], count:
 
 
 def repair_empty_sidecars(project: PulumiProject) -> list[str]:
-    """The README's step for a file backend killed while writing a checkpoint (`failed to load checkpoint: EOF`)."""
+    """docs/behaviour.md's step for a file backend killed mid-checkpoint (`failed to load checkpoint: EOF`)."""
     repaired = []
     for sidecar in project.state_dir.rglob("*.json.attrs"):
         if sidecar.stat().st_size == 0:
@@ -352,15 +372,16 @@ def test_a_create_failing_after_its_record_keeps_the_original(project: PulumiPro
     project.emulator.state.clear_faults()
     project.emulator.state.set_out_of_band("global", "alice", "click", {"enabled": False})  # someone else, meanwhile
     project.up()
-    assert settings_in_state(project)["alice"]["original_enabled"] is True  # the record read it before any change
+    assert settings_in_state(project)["alice"]["original_enabled"] is True  # the ledger read it before any change
+    assert ledger_in_state(project)["click/global/alice"]["originals"] == {"enabled": True}
     in_step(project)
 
 
 def test_a_removal_killed_mid_way_then_reverted_shows_in_preview_and_converges(project: PulumiProject) -> None:
-    """Removing accounts is two steps per account: the setting goes (sending nothing), then its adoption
-    record gives the account back. Killed in between or during the PATCH, the state still holds what
-    it has not given back; reverting the program shows every setting that went as a change in a plain
-    preview, and the recovery (`pulumi cancel`, then `pulumi up --refresh`, as pipelines/deploy runs) converges."""
+    """Removing accounts: each setting's delete reads the account and gives it back. Killed during the
+    PATCH, the state still holds what it has not given back; reverting the program shows every setting
+    that went as a change in a plain preview, and the recovery (`pulumi cancel`, then `pulumi up
+    --refresh`, as pipelines/deploy runs) converges."""
     names = [f"rm{i:02}" for i in range(30)]
     for name in names:
         project.emulator.state.add_subuser("global", name, enabled=True)

@@ -6,17 +6,23 @@ none may show a Python traceback.
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
+from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from tools.pulumi_project import PROJECT
 
@@ -181,6 +187,37 @@ def test_errors_exit_1_with_the_reason(project: PulumiProject) -> None:
     (error,) = result["errors"]
     assert error["kind"] == "program"
     assert "subusers[0].enabled: must be true or false (unquoted), got 'yes'" in error["message"]
+    # Several mistakes in the fleet file and the stack config: one error each, one line with its hint.
+    write_fleet(project, "dev", {"subusers": [{"username": "alice", "enabled": "yes"}, {"username": "b", "colour": 1}]})
+    stack_file = project.dir / "Pulumi.dev.yaml"
+    stack_config = yaml.safe_load(stack_file.read_text())
+    stack_config["config"]["sendgrid:regoin"] = "eu"
+    stack_file.write_text(yaml.safe_dump(stack_config))
+    code, result, summary = pipeline(project, "deploy")
+    assert code == 1
+    assert [(e["kind"], e["message"], e["hint"]) for e in result["errors"]] == [
+        (
+            "program",
+            "invalid stack config (Pulumi.dev.yaml): sendgrid:regoin: unknown key; did you mean sendgrid:region? "
+            "Rename the key in Pulumi.dev.yaml.",
+            "correct it in Pulumi.dev.yaml, then run this again",
+        ),
+        (
+            "program",
+            "invalid fleet config in fleets/dev.yaml: subusers[0].enabled: must be true or false (unquoted), got 'yes'",
+            "correct it in fleets/dev.yaml, then run this again",
+        ),
+        (
+            "program",
+            "invalid fleet config in fleets/dev.yaml: subusers[1].colour: unknown field; allowed: username, "
+            "accountId, region, click, open, subscription, googleAnalytics, enabled, onDelete",
+            "correct it in fleets/dev.yaml, then run this again",
+        ),
+    ]
+    assert [line for line in summary.splitlines() if line.startswith("  error")] == [
+        f"  error    {e['message']} Hint: {e['hint']}" for e in result["errors"]
+    ]
+    assert project.api_log() == []
     code, result, _ = pipeline(project, "deploy", stack="missing-stack")
     assert code == 1 and result["stack"] == "missing-stack"
     (error,) = result["errors"]
@@ -304,6 +341,105 @@ def test_emulator_mode_only_when_asked_and_no_tracked_file_changes(project: Pulu
         ]
     assert git_status(copy) == ""
     assert not list((copy / ".pulumi-state").rglob("prdo*"))
+
+
+class Decoy(http.server.BaseHTTPRequestHandler):
+    """A host that must never be reached: it records every request (proxy requests too) and answers 502."""
+
+    seen: list[str]
+
+    def _any(self) -> None:
+        self.seen.append(f"{self.command} {self.path}")
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = do_CONNECT = _any
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def decoy() -> Iterator[tuple[str, list[str]]]:
+    """(URL of a local HTTP server standing in for a configured host or proxy, the requests it received)."""
+    seen: list[str] = []
+    handler = type("Handler", (Decoy,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_emulator_mode_reaches_only_its_emulator(project: PulumiProject, tmp_path: Path) -> None:
+    """Stack config and environment that name another host, a proxy or another key: the run's requests all
+    reach the emulator (its world changes), the other host none; the stack config it ignores is named."""
+    copy = repository_copy(tmp_path)
+    with decoy() as (elsewhere, seen):
+        with socket.create_connection(("127.0.0.1", int(elsewhere.rsplit(":", 1)[1])), timeout=5):
+            pass  # the decoy is up: a request that reached it would be recorded
+        stack_file = copy / "Pulumi.dev.yaml"
+        data = yaml.safe_load(stack_file.read_text())
+        data["config"].update(
+            {
+                "sendgrid:baseUrl": elsewhere,
+                "sendgrid:euBaseUrl": elsewhere,
+                "sendgrid:apiKey": "SG.configured-test-key",
+            }
+        )
+        stack_file.write_text(yaml.safe_dump(data))
+        env = {
+            **project.env,
+            "SENDGRID_API_KEY": "SG.real-world-test-key",
+            "SENDGRID_BASE_URL": elsewhere,
+            "SENDGRID_EU_BASE_URL": elsewhere,
+            **{name: elsewhere for name in ("HTTP_PROXY", "https_proxy", "ALL_PROXY")},
+        }
+        ignored = (
+            "emulator mode ignores sendgrid:apiKey, sendgrid:baseUrl, sendgrid:euBaseUrl from Pulumi.dev.yaml: "
+            "every request goes to the local emulator, with its own key"
+        )
+        for command in ("deploy", "preview", "drift-check"):
+            code, result, summary = run_script(
+                [str(ROOT / "pipelines" / command), "--emulator", "--stack", "dev", "--project-dir", str(copy)], env
+            )
+            assert code == 0 and result["mode"] == "emulator", summary
+            assert ignored in [d["message"] for d in result["diagnostics"] if d["severity"] == "warning"]
+            assert f"warning  {ignored}" in summary
+            if command == "deploy":
+                assert {r["status"] for r in result["changes"]} == {"done"} and result["summary"]["create"] > 0
+        assert seen == []
+        assert yaml.safe_load(stack_file.read_text()) == data  # the tracked file is as it was
+
+        # Set for every stack in Pulumi.yaml, it cannot be left out: refused before anything runs.
+        settings = yaml.safe_load((copy / "Pulumi.yaml").read_text())
+        settings["config"] = {"sendgrid:baseUrl": {"value": elsewhere}}
+        (copy / "Pulumi.yaml").write_text(yaml.safe_dump(settings))
+        code, result, _ = run_script(
+            [str(ROOT / "pipelines" / "preview"), "--emulator", "--stack", "dev", "--project-dir", str(copy)], env
+        )
+        assert code == 1
+        assert [(e["kind"], e["message"]) for e in result["errors"]] == [
+            (
+                "configuration",
+                "Pulumi.yaml sets sendgrid:baseUrl for every stack, and emulator mode must send nothing but to the "
+                "local emulator",
+            )
+        ]
+        assert result["errors"][0]["hint"].startswith("move sendgrid:baseUrl from Pulumi.yaml's `config:` to")
+        assert seen == []
+    world = json.loads((copy / ".pulumi-state" / "emulator.json").read_text())["global"]
+    # The seed has parent false, alice true, bob false: the deploy's PATCHes reached the emulator.
+    assert world["parent"]["click"]["enabled"] is True
+    assert (world["subusers"]["alice"]["click"]["enabled"], world["subusers"]["bob"]["click"]["enabled"]) == (
+        False,
+        True,
+    )
 
 
 def test_the_repos_dev_and_prod_stacks_share_the_demo_world_without_drifting_each_other(
@@ -576,6 +712,59 @@ def test_drift_per_field_with_pending_changes(project: PulumiProject, tmp_path: 
     assert (code, quiet["drift"], quiet["changes"]) == (0, [], [])
 
 
+def test_drift_check_state_is_every_setting_as_read_live(project: PulumiProject) -> None:
+    """`state` of drift-check: each setting, drifted or not, with its account, region, on_delete, managed fields,
+    their originals (what SendGrid held before the stack) and every field's value as SendGrid holds it now."""
+    resources = (
+        {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob", "url": "https://example.com/u"},
+        {"name": "a", "enabled": False, "on_behalf_of": "alice"},
+        {"name": "p", "enabled": False, "on_delete": "disable"},
+        {"name": "e", "kind": "open", "enabled": False, "on_behalf_of": "carol", "region": "eu", "on_delete": "keep"},
+    )
+    declare(project, *resources)
+    before = project.emulator.state.snapshot()
+    assert pipeline(project, "deploy")[0] == 0
+    state = project.emulator.state
+    state.set_out_of_band("global", "alice", "click", {"enabled": True})  # drift of a managed field
+    state.set_out_of_band("global", None, "click", {"enable_text": True})  # an unmanaged field: not drift
+    state.set_out_of_band("global", "bob", "subscription", {"replace": "[x]"})  # the same
+    project.api_log()
+    code, result, _ = pipeline(project, "drift-check")
+    assert code == 2 and [(d["account"], d["field"]) for d in result["drift"]] == [("global/alice", "enabled")]
+    assert all(method == "GET" for method, _, _ in project.api_log())
+    now = state.snapshot()
+
+    def held(snapshot: dict[str, Any], world: str, who: str | None, kind: str) -> dict[str, Any]:
+        """Every field of the setting as the emulator holds it (null when absent, as SendGrid answers)."""
+        values = (snapshot[world]["parent"] if who is None else snapshot[world]["subusers"][who])[kind]
+        return {f.name: values.get(f.name) for f in SETTINGS[kind].fields}
+
+    def expected(
+        name: str, kind: str, region: str, who: str | None, on_delete: str, managed: list[str]
+    ) -> dict[str, Any]:
+        original = held(before, region, who, kind)
+        return {
+            "resource": name,
+            "setting": kind,
+            "account": region if who is None else f"{region}/{who}",
+            "region": region,
+            "on_behalf_of": who,
+            "on_delete": on_delete,
+            "values": held(now, region, who, kind),
+            "originals": {field: original[field] for field in managed},
+            "managed_fields": managed,
+        }
+
+    assert result["state"] == [  # by account
+        expected("e", "open", "eu", "carol", "keep", ["enabled"]),
+        expected("p", "click", "global", None, "disable", ["enabled"]),
+        expected("a", "click", "global", "alice", "restore", ["enabled"]),
+        expected("s", "subscription", "global", "bob", "restore", ["enabled", "url"]),
+    ]
+    assert result["state"][1]["values"]["enable_text"] is True and result["state"][2]["values"]["enabled"] is True
+    assert result["summary"]["checked"] == 4
+
+
 def gets_per_setting(project: PulumiProject) -> Counter[tuple[str, str | None, str]]:
     """(path, on-behalf-of, method) → requests since the last call; asserts nothing but GETs were sent."""
     log = project.emulator.state.request_log()[project._seen :]
@@ -608,22 +797,57 @@ def test_one_get_per_setting_for_each_script(project: PulumiProject) -> None:
     assert gets_per_setting(project) == once + once
 
 
-def test_a_pulumi_of_another_version_is_refused(project: PulumiProject, tmp_path: Path) -> None:
-    fake = tmp_path / "other-pulumi"
+SUPPORTED = ">=3.260.0,<4"  # the package's range (pyproject.toml): the CLI releases the pipelines accept
+
+
+def pulumi_saying(
+    tmp_path: Path, project: PulumiProject, pulumi_bin: Path, version: str
+) -> tuple[dict[str, str], Path]:
+    """A `pulumi` first on PATH that answers `version` with `version` and hands every other command to the
+    real one: (the environment to run a pipeline with, the file listing the commands it was given)."""
+    fake = tmp_path / f"pulumi-{version.replace(' ', '-')}"
     fake.mkdir()
-    calls = tmp_path / "calls"
-    (fake / "pulumi").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho v3.99.0\n')
+    calls = fake / "calls"
+    real = pulumi_bin / "pulumi"
+    (fake / "pulumi").write_text(
+        f'#!/bin/sh\necho "$1" >> "{calls}"\n'
+        f'if [ "$1" = version ]; then echo "{version}"; exit 0; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
     (fake / "pulumi").chmod(0o755)
-    env = {"PATH": f"{fake}:{project.env['PATH']}"}
-    for command in ("preview", "deploy", "drift-check"):
+    return {"PATH": f"{fake}:{project.env['PATH']}"}, calls
+
+
+def test_a_pulumi_outside_the_supported_range_is_refused(
+    project: PulumiProject, tmp_path: Path, pulumi_bin: Path
+) -> None:
+    pinned = (ROOT / "tools" / "engine" / "version.txt").read_text().strip()
+    for says, command in (("v3.259.0", "preview"), ("v4.0.0", "deploy"), ("not a version", "drift-check")):
+        env, calls = pulumi_saying(tmp_path, project, pulumi_bin, says)
         code, result, summary = pipeline(project, command, "dev", env)
         assert code == 1 and result["command"] == command
         (error,) = result["errors"]
         assert error["kind"] == "configuration"
         assert error["message"].startswith(
-            f"`pulumi` on PATH ({fake / 'pulumi'}) is v3.99.0, and these pipelines need v3.260.0"
+            f"`pulumi` on PATH ({calls.parent / 'pulumi'}) is {says}, and these pipelines need a Pulumi CLI in "
+            f"{SUPPORTED} (the package's range in pyproject.toml)"
         )
-        assert error["hint"].startswith("put Pulumi v3.260.0 first on PATH (export PATH=")
+        assert error["hint"].startswith(
+            f"put a Pulumi CLI in {SUPPORTED} first on PATH, e.g. the pinned {pinned}: the official installer "
+            f"(`curl -fsSL https://get.pulumi.com | sh -s -- --version {pinned}`), or the one built from Go modules ("
+        )
         assert error["message"] in summary
-    assert calls.read_text().splitlines() == ["version"] * 3  # asked its version, nothing else
+        assert calls.read_text().splitlines() == ["version"]  # asked its version, nothing else
     assert project.api_log() == []
+
+
+def test_a_pulumi_at_the_floor_of_the_supported_range_runs_the_pipelines(
+    project: PulumiProject, tmp_path: Path, pulumi_bin: Path
+) -> None:
+    """Not only the pinned release: any CLI in the range is accepted (here the real one, saying it is the floor)."""
+    declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
+    env, calls = pulumi_saying(tmp_path, project, pulumi_bin, "v3.260.0")
+    code, result, _ = pipeline(project, "deploy", "dev", env)
+    assert (code, result["errors"]) == (0, [])
+    assert calls.read_text().splitlines()[0] == "version" and "up" in calls.read_text().splitlines()
+    assert project.emulator.state.snapshot()["global"]["subusers"]["alice"]["click"]["enabled"] is False

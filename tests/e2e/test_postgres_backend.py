@@ -12,6 +12,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -308,6 +309,7 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
     assert project.api_log() == []  # a preview sends nothing
     code, quiet, _ = pipeline(project, "drift-check")
     assert code == 0 and quiet["drift"] == [] and quiet["summary"]["checked"] == 2
+    assert accounts(quiet) == {"global/alice": (False, True), "global/bob": (False, True)}  # as read, not drifted
 
     state.set_out_of_band("global", "bob", "click", {"enabled": True})  # someone used SendGrid's UI
     code, drift, summary = pipeline(project, "drift-check")
@@ -316,6 +318,7 @@ def test_deploy_preview_and_drift_check_with_pgpassword(
         (d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["desired"]) for d in drift["drift"]
     ] == [("global/bob", "click", "enabled", False, True, False)]
     assert "drift    global/bob click: enabled recorded false, live true, desired false" in summary
+    assert accounts(drift) == {"global/alice": (False, True), "global/bob": (True, True)}  # bob as read live
     assert all(method == "GET" for method, _, _ in project.api_log())
     assert rows(postgres) == before  # preview and drift checks wrote nothing, not even a lock
 
@@ -375,14 +378,11 @@ def test_two_deploys_at_the_same_moment(
     assert won["summary"] == counts(create=2)  # alice and bob (not their adoption records)
     assert lost["ok"] is False and lost["summary"] == counts() and lost["changes"] == []
     (error,) = lost["errors"]
-    assert (error["kind"], error["message"]) == (
-        "backend",
-        "the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
-        "or delete the lock file with `pulumi cancel`.",
-    )
     lock_line = error["details"][0]  # the winner's lock: where it is, who holds it; credentials masked
     assert lock_line.startswith(f"postgres://****:****@127.0.0.1:{postgres.port}/{LOCKS}organization/")
-    assert "created by " in lock_line and "(pid " in lock_line
+    holder = lock_line.split(": created by ", 1)[1]  # user@host (pid N) at <time>
+    assert re.fullmatch(r"\S+@\S+ \(pid [0-9]+\) at \S+", holder), holder
+    assert (error["kind"], error["message"]) == ("backend", f"{LOCKED}, held by {holder}")  # in one line
     assert error["hint"].startswith("another run of stack 'dev' holds its lock in the state backend")
     assert CANCEL_HINT in error["hint"] and CANCEL_HINT in lost_summary
     assert state.patches() == {"alice": [{"enabled": False}], "bob": [{"enabled": False}]}  # each account once
@@ -508,3 +508,34 @@ def test_postgres_outage_during_a_deploy_fails_cleanly_then_converges(
     assert locks(postgres) == []
     assert pipeline(project, "drift-check")[0] == 0
     assert_key_not_in_database(postgres)
+
+
+def test_libpqs_postgresql_scheme_is_refused_with_the_fix_before_anything_runs(
+    project: PulumiProject, sendgrid: tuple[Emulator, GatedState], postgres: PostgresServer
+) -> None:
+    """Pulumi 3.277.0 opens a DIY backend only for `postgres://` (its blob URL mux); `postgresql://` would be
+    taken for a Pulumi Cloud address ("PULUMI_ACCESS_TOKEN must be set"). Refused, naming the URL to use."""
+    _, state = sendgrid
+    write_fleet(project, alice=False)
+    assert pipeline(project, "deploy")[0] == 0
+    before, url = rows(postgres), postgres.url("state")
+    assert url.startswith("postgres://")
+    project.api_log()
+    for command in ("preview", "deploy", "drift-check"):
+        code, result, summary = pipeline(
+            project, command, {"PULUMI_BACKEND_URL": "postgresql" + url[len("postgres") :]}
+        )
+        assert code == 1 and result["ok"] is False
+        assert [(e["kind"], e["message"], e["hint"]) for e in result["errors"]] == [
+            (
+                "backend",
+                "PULUMI_BACKEND_URL uses the scheme postgresql://, which the Pulumi engine does not know (it would "
+                "take the URL for a Pulumi Cloud address); its PostgreSQL backend is postgres://",
+                f"write the same URL with postgres:// (postgres://127.0.0.1:{postgres.port}/state, user and "
+                "password as before) in PULUMI_BACKEND_URL",
+            )
+        ]
+        assert "PULUMI_ACCESS_TOKEN" not in summary
+    assert project.api_log() == [] and rows(postgres) == before and locks(postgres) == []
+    code, fixed, _ = pipeline(project, "preview", {"PULUMI_BACKEND_URL": url})  # the fix the hint gives
+    assert code == 0 and fixed["changes"] == [] and state.live("alice") is False

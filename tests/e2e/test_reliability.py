@@ -198,7 +198,7 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
     assert run.proc.returncode != 0
     output = run.output
     # A kill during a checkpoint can leave the file backend's metadata sidecar (<stack>.json.attrs)
-    # empty; the state beside it is written atomically and intact. The README's recovery step
+    # empty; the state beside it is written atomically and intact. The recovery step of docs/behaviour.md
     # deletes the empty sidecar. Anything else unreadable fails the test.
     repaired = []
     for sidecar in project.state_dir.rglob("*.json.attrs"):
@@ -295,7 +295,7 @@ BAD_INPUTS: list[BadInput] = [
         "direct",
         {"args": {"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}},
         {},
-        ["on_behalf_of must not contain control characters"],
+        ["on_behalf_of 'alice\\r\\nX-Evil: 1' has '\\r' (U+000D, a control character) at position 6"],
     ),
     BadInput(
         "oversized on_behalf_of",
@@ -309,7 +309,49 @@ BAD_INPUTS: list[BadInput] = [
         "direct",
         {"args": {"enabled": True, "on_behalf_of": "account-id"}},
         {},
-        ["must be 'account-id <id>'"],
+        ["must be 'account-id <id>' with one space before the ID, e.g. 'account-id sg2a2bcd3ef4ab5c67d8efab91c01de2fa"],
+    ),
+    BadInput(
+        "a Cyrillic look-alike in on_behalf_of",
+        "direct",
+        {"args": {"enabled": True, "on_behalf_of": "\u0441\u0430rol"}},
+        {},
+        ["on_behalf_of '\u0441\u0430rol' has '\u0441' (U+0441, CYRILLIC SMALL LETTER ES) at position 1"],
+    ),
+    BadInput(
+        "a zero-width space in on_behalf_of",
+        "direct",
+        {"args": {"enabled": True, "on_behalf_of": "car\u200bol"}},
+        {},
+        ["on_behalf_of 'car\\u200bol' has '\\u200b' (U+200B, ZERO WIDTH SPACE) at position 4"],
+    ),
+    BadInput(
+        "a trailing newline in on_behalf_of",
+        "direct",
+        {"args": {"enabled": True, "on_behalf_of": "carol\n"}},
+        {},
+        ["on_behalf_of 'carol\\n' has '\\n' (U+000A, a control character) at position 6"],
+    ),
+    BadInput(
+        "an account ID with a hyphen",
+        "direct",
+        {"args": {"enabled": True, "on_behalf_of": "account-id sg2a-2bcd"}},
+        {},
+        ["'account-id sg2a-2bcd' has '-' (U+002D, HYPHEN-MINUS) at position 16", "ASCII letters and digits"],
+    ),
+    BadInput(
+        "maxRequestsPerSecond below the floor",
+        "direct",
+        {"sendgrid:maxRequestsPerSecond": "0.01", "args": {"enabled": True}},
+        {},
+        ["'0.01' is below 0.1 requests per second", "SendGrid publishes 600 requests/minute per user"],
+    ),
+    BadInput(
+        "maxRequestsPerSecond 1e-300",
+        "direct",
+        {"sendgrid:maxRequestsPerSecond": "1e-300", "args": {"enabled": True}},
+        {},
+        ["'1e-300' is below 0.1 requests per second"],
     ),
     BadInput(
         "unknown region",
@@ -401,7 +443,7 @@ BAD_INPUTS: list[BadInput] = [
         "direct",
         {"kind": "subscription", "args": {"enabled": True, "on_behalf_of": "alice\r\nX-Evil: 1"}},
         {},
-        ["on_behalf_of must not contain control characters"],
+        ["on_behalf_of 'alice\\r\\nX-Evil: 1' has '\\r' (U+000D, a control character) at position 6"],
     ),
     BadInput(
         "google_analytics: utm_source with a newline",
@@ -658,8 +700,8 @@ BAD_INPUTS: list[BadInput] = [
         {"fleetFile": "fleet.yaml"},
         {},
         [
-            "subusers[0].accountId: must be a string of decimal digits, got the unquoted number 34",
-            'accountId: "12345"',
+            "subusers[0].accountId: must be a string of letters and digits, got the unquoted number 34",
+            'accountId: "sg2a2bcd3ef4ab5c67d8efab91c01de2fa"',
         ],
         files=(("fleet.yaml", "subusers:\n  - accountId: 042\n    enabled: true\n"),),
     ),
@@ -668,7 +710,7 @@ BAD_INPUTS: list[BadInput] = [
         "fleet",
         {},
         {},
-        ["subusers[0].accountId: must be a string of decimal digits, got the unquoted number 16", "--type string"],
+        ["subusers[0].accountId: must be a string of letters and digits, got the unquoted number 16", "--type string"],
         raw_config="  sendgrid-click-tracking:subusers:\n    - accountId: 0x10\n      enabled: true\n",
     ),
     BadInput(
@@ -676,15 +718,28 @@ BAD_INPUTS: list[BadInput] = [
         "fleet",
         {},
         {},
-        ["subusers[0].accountId: must be a string of decimal digits, got the unquoted true (a boolean)"],
+        ["subusers[0].accountId: must be a string of letters and digits, got the unquoted true (a boolean)"],
         raw_config="  sendgrid-click-tracking:subusers:\n    - accountId: true\n      enabled: true\n",
     ),
     BadInput(
-        "fleet: accountId not digits",
+        "fleet: accountId not letters and digits",
         "fleet",
         {"subusers": [{"accountId": "-1", "enabled": True}]},
         {},
-        ["subusers[0].accountId: must be the account's ID in decimal digits (0-9), got '-1'"],
+        ["subusers[0].accountId: '-1' has '-' (U+002D, HYPHEN-MINUS) at position 1: a customer account ID is ASCII"],
+    ),
+    BadInput(
+        "fleet: a Cyrillic look-alike in a username",
+        "fleet",
+        {"fleetFile": "fleet.yaml"},
+        {},
+        ["subusers[1].username: '\u0441arol' has '\u0441' (U+0441, CYRILLIC SMALL LETTER ES) at position 1"],
+        files=(
+            (
+                "fleet.yaml",
+                "subusers:\n  - {username: carol, enabled: true}\n  - {username: \u0441arol, enabled: true}\n",
+            ),
+        ),
     ),
     BadInput(
         "fleet: top level of the file is a list",

@@ -10,9 +10,9 @@ Hypothesis drives the real `pulumi` CLI against the emulator through random sequ
 - `pulumi up`, `up --refresh`, `refresh`, `preview`, `destroy`, some under injected faults (429 or
   500 on GET or PATCH, transient or persistent, a PATCH applied before its 500);
 - interrupted runs (SIGINT, two SIGINTs, SIGKILL, sent when the emulator's request log reaches a
-  drawn count), each followed by the README's recovery.
+  drawn count), each followed by the recovery of docs/behaviour.md.
 
-After every step it checks what a user would (README, *Ownership and originals*):
+After every step it checks what a user would (docs/behaviour.md, *Ownership and originals*):
 - the invariant: for every setting resource in the state, SendGrid's live values of its managed
   fields equal its outputs, or a plain `pulumi preview` (which sends no request) shows a change for
   that account; an account changed out of band since the state last saw it may instead show only in
@@ -580,7 +580,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(command=st.sampled_from(("up", "up --refresh")), how=st.sampled_from(SIGNALS), after=st.integers(1, 4))
     @step
     def interrupted(self, command: str, how: str, after: int) -> None:
-        """`pulumi <command>` interrupted when the emulator has seen `after` requests of it, then the README's
+        """`pulumi <command>` interrupted when the emulator has seen `after` requests of it, then the
         recovery: after one SIGINT the same command again; after two or a SIGKILL, `pulumi cancel` where the
         file backend kept its lock, the empty-sidecar repair, then `pulumi up --refresh`."""
         with self.engine_phase(refreshing="refresh" in command):
@@ -591,7 +591,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             return
         FIGURES.interruptions[how] = FIGURES.interruptions.get(how, 0) + 1
         if how != "SIGINT":
-            repaired = repair_empty_sidecars(self.project)  # the README's step for `failed to load checkpoint: EOF`
+            repaired = repair_empty_sidecars(self.project)  # docs/behaviour.md: `failed to load checkpoint: EOF`
             if repaired:
                 self.say(f"removed the empty sidecar {repaired}")
         self.check_in_step()  # before the recovery too: a preview, with the lock still held

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Pulumi engine from Go modules into a cache outside the checkout:
 #   pulumi (CLI), pulumi-language-python, pulumi-resource-pulumi-python, pulumi-language-python-exec
-# all from the release pinned in requirements.txt. Reuses a complete cache; never writes into the repo.
+# all from the release pinned in tools/engine/version.txt. Reuses a complete cache; never writes into the repo.
 # The files that come from this checkout (plugin_guard.py, the provider's wrapper, the Python language
 # host) are re-installed on every run, so an existing cache follows the checkout without a rebuild.
 # Usage: tools/engine/build.sh [CACHE_DIR]   (prints the bin directory on its last line)

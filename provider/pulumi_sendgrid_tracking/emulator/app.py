@@ -16,8 +16,8 @@ from werkzeug.exceptions import NotFound as _WzNotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .errors import BadRequest, EmulatorError, MethodNotAllowed, ResourceNotFound, TooManyRequests
-from .state import FIELDS, EmulatorState, Fault, RateDecision, validate_patch
+from .errors import BadRequest, EmulatorError, InvalidValue, MethodNotAllowed, ResourceNotFound, TooManyRequests
+from .state import FAULT_KINDS, FIELDS, EmulatorState, Fault, RateDecision, json_type, validate_patch
 
 JSON = "application/json"
 ADMIN = "/__emulator"
@@ -207,6 +207,20 @@ class EmulatorApp:
         if unknown:
             raise BadRequest(f"unknown fields {unknown}; allowed: {', '.join(sorted(allowed))}{hint}")
 
+    @staticmethod
+    def _required(payload: dict[str, Any], name: str, what: str) -> Any:
+        if name not in payload:
+            raise InvalidValue(name, f"is required: {what}")
+        return payload[name]
+
+    @staticmethod
+    def _click(payload: dict[str, Any]) -> dict[str, Any]:
+        """The `click` object of an account being added (its click tracking fields), checked for its type."""
+        click = payload.get("click", {})
+        if not isinstance(click, dict):
+            raise InvalidValue("click", f"must be an object of click tracking fields, got {json_type(click)}")
+        return click
+
     def admin_state(self, _: dict[str, Any]) -> Any:
         return self.state.snapshot()
 
@@ -222,6 +236,7 @@ class EmulatorApp:
         unknown = set(payload) - known
         if unknown:
             raise BadRequest(f"unknown fault fields {sorted(unknown)}")
+        self._required(payload, "kind", f"one of {', '.join(FAULT_KINDS)}")
         self.state.add_fault(Fault(**payload))
         return {"ok": True}
 
@@ -230,7 +245,8 @@ class EmulatorApp:
         return {"ok": True}
 
     def admin_add_key(self, payload: dict[str, Any]) -> Any:
-        self.state.add_key(str(payload["key"]), payload.get("scopes"))
+        self._only(payload, {"key", "scopes"})
+        self.state.add_key(self._required(payload, "key", "the API key to accept"), payload.get("scopes"))
         return {"ok": True}
 
     def admin_add_subuser(self, payload: dict[str, Any]) -> Any:
@@ -239,9 +255,8 @@ class EmulatorApp:
             {"username", "world", "click"},
             ". A subuser is addressed by username only; add a customer account with POST /__emulator/customers",
         )
-        account = self.state.add_subuser(
-            payload.get("world", self.world), payload["username"], **payload.get("click", {})
-        )
+        username = self._required(payload, "username", "the subuser's username")
+        account = self.state.add_subuser(payload.get("world", self.world), username, **self._click(payload))
         return {"username": account.name, "on_behalf_of": account.on_behalf_of}
 
     def admin_delete_subuser(self, payload: dict[str, Any]) -> Any:
@@ -251,11 +266,8 @@ class EmulatorApp:
 
     def admin_add_customer(self, payload: dict[str, Any]) -> Any:
         self._only(payload, {"account_id", "world", "click"})
-        account_id = payload.get("account_id")
         account = self.state.add_customer(
-            payload.get("world", self.world),
-            None if account_id is None else str(account_id),
-            **payload.get("click", {}),
+            payload.get("world", self.world), payload.get("account_id"), **self._click(payload)
         )
         return {"account_id": account.name, "on_behalf_of": account.on_behalf_of}
 
@@ -269,11 +281,15 @@ class EmulatorApp:
         return self.state.unsubscribe(payload.get("world", self.world), payload.get("on_behalf_of"))
 
     def admin_set_setting(self, payload: dict[str, Any]) -> Any:
+        self._only(payload, {"world", "on_behalf_of", "kind", "values"})
+        kind = payload.get("kind", "click")
+        if not isinstance(kind, str) or kind not in FIELDS:
+            raise InvalidValue("kind", f"must be one of {', '.join(FIELDS)}, got {kind!r}")
         self.state.set_out_of_band(
             payload.get("world", self.world),
             payload.get("on_behalf_of"),
-            payload.get("kind", "click"),
-            payload["values"],
+            kind,
+            self._required(payload, "values", "an object of the setting's fields"),
         )
         return {"ok": True}
 

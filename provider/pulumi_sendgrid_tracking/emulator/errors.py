@@ -38,6 +38,18 @@ class ValidationFailed(BadRequest):
         return {"errors": [{"field": field, "message": message} for field, message in self.problems]}
 
 
+class InvalidValue(BadRequest, ValueError):
+    """A value of the wrong type or out of range, for the admin API, the command line or EmulatorState itself.
+
+    `field` names it as the admin API spells it (`rate_window`); `reason` completes "<field> ...", so the
+    command line can say `--rate-window must be ...`. Raised before anything changes.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{field} {reason}", field)
+
+
 class AuthorizationRequired(EmulatorError):
     status = 401
     message = "authorization required"

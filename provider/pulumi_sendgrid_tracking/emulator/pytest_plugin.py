@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .server import Emulator
+from . import Emulator
 from .state import DEFAULT_API_KEY, EmulatorState
 
 

@@ -46,7 +46,17 @@ class _Server(ThreadedWSGIServer):
     daemon_threads = True
 
     def __init__(self, host: str, port: int, app: Any) -> None:
-        super().__init__(host, port, app, handler=_Handler)
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError(f"{port!r} is not a port: use 1 to 65535, or 0 for a free one")
+        # Bound here, so a taken port is an OSError to the caller (Werkzeug would print and sys.exit).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family)
+        try:
+            super().__init__(host, port, app, handler=_Handler, fd=listener.fileno())
+        finally:
+            listener.close()  # Werkzeug listens on its own duplicate of the descriptor
+        # What HTTPServer.server_bind would have set.
+        self.server_name, self.server_port = host, int(self.server_address[1])
         self.reset_sockets: set[socket.socket] = set()
 
     def shutdown_request(self, request: Any) -> None:

@@ -9,6 +9,8 @@ never lose an update.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import re
 import threading
@@ -18,12 +20,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import AccessForbidden, AuthorizationRequired, InvalidGrant, ResourceNotFound, ValidationFailed
+from .errors import (
+    AccessForbidden,
+    AuthorizationRequired,
+    InvalidGrant,
+    InvalidValue,
+    ResourceNotFound,
+    ValidationFailed,
+)
 
 WORLDS = ("global", "eu")
 DEFAULT_API_KEY = "SG.emulator-local-dev-key"
 DEFAULT_RATE_LIMIT = 600
 DEFAULT_RATE_WINDOW = 60.0
+MAX_DELAY = 3600.0
+"""The most seconds latency, jitter or a hang may add to one answer."""
+MAX_RATE_WINDOW = 86400.0
 
 # Setting kind → field → type, as in the official spec's schemas.
 FIELDS: Mapping[str, Mapping[str, type]] = {
@@ -156,6 +168,21 @@ class Fault:
     apply: bool = False
     """Process the request (change state) before answering with the fault (a lost answer)."""
 
+    def __post_init__(self) -> None:
+        """Refuse a fault that could never match or would break every request: InvalidValue naming the field."""
+        if self.kind not in FAULT_KINDS:
+            raise InvalidValue("kind", f"must be one of {', '.join(FAULT_KINDS)}, got {self.kind!r}")
+        self.count = check_count("count", self.count)
+        for name in ("method", "path", "account"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidValue(name, f"must be a string (or null for any), got {json_type(value)}")
+        if self.world is not None and self.world not in WORLDS:
+            raise InvalidValue("world", f"must be one of {', '.join(WORLDS)} (or null for any), got {self.world!r}")
+        self.hang_seconds = check_seconds("hang_seconds", self.hang_seconds)
+        if not isinstance(self.apply, bool):
+            raise InvalidValue("apply", f"must be true or false, got {json_type(self.apply)}")
+
     def matches(self, world: str, method: str, path: str, account: str | None) -> bool:
         return (
             self.count > 0
@@ -214,6 +241,34 @@ class RateLimiter:
         return RateDecision(True, self.limit, self.limit - used, reset)
 
 
+def check_count(field: str, value: Any) -> int:
+    """A whole number of at least 1 (a fault's count, a rate limit); InvalidValue otherwise."""
+    if type(value) is not int or value < 1:
+        raise InvalidValue(field, f"must be a whole number of at least 1, got {_shown(value)}")
+    return value
+
+
+def check_seconds(field: str, value: Any, *, above_zero: bool = False, maximum: float = MAX_DELAY) -> float:
+    """A finite number of seconds from 0 (or above 0) to `maximum`; InvalidValue otherwise."""
+    low = "above 0" if above_zero else "from 0"
+    if (
+        type(value) not in (int, float)
+        or not math.isfinite(value)
+        or value < 0
+        or (above_zero and value == 0)
+        or value > maximum
+    ):
+        raise InvalidValue(field, f"must be a number of seconds {low} to {maximum:g}, got {_shown(value)}")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: numbers as written, anything else with its JSON type (`the string '2'`)."""
+    if type(value) in (int, float):
+        return repr(value)
+    return f"the {json_type(value)} {json.dumps(value) if isinstance(value, str) else repr(value)}"
+
+
 # RFC 3986 characters: unreserved, reserved and '%' (which must start a %XX escape).
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -252,7 +307,7 @@ def value_problems(kind: str, values: Mapping[str, Any], *, writable_only: bool)
         if expected is None or (writable_only and name not in WRITABLE[kind]):
             continue
         if type(value) is not expected:
-            problems.append((name, f"{name} must be a {_type_name(expected)}, got {_json_type(value)}"))
+            problems.append((name, f"{name} must be a {_type_name(expected)}, got {json_type(value)}"))
         elif name == "url" and isinstance(value, str):
             problem = url_problem(value)
             if problem:
@@ -260,7 +315,8 @@ def value_problems(kind: str, values: Mapping[str, Any], *, writable_only: bool)
     return problems
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type: boolean, number, string, null, array, object."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -281,7 +337,7 @@ def validate_patch(kind: str, body: Any) -> dict[str, Any]:
     them, so the emulator assumes it drops them (the request log still shows what was sent).
     """
     if not isinstance(body, dict):
-        raise ValidationFailed([(None, f"request body must be a JSON object, got {_json_type(body)}")])
+        raise ValidationFailed([(None, f"request body must be a JSON object, got {json_type(body)}")])
     problems = value_problems(kind, body, writable_only=True)
     if problems:
         raise ValidationFailed(problems)
@@ -303,14 +359,32 @@ def unsubscribe_target(subscription: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": "default", "reason": "neither url nor landing is set: SendGrid's own landing page"}
 
 
+_USERNAME = re.compile(r"[!-~]+")
+"""Printable ASCII without whitespace: what an HTTP header carries intact (a username may be an email address)."""
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9]+")
+ACCOUNT_ID_EXAMPLE = "sg2a2bcd3ef4ab5c67d8efab91c01de2fa"
+"""SendGrid's customer account IDs: letters and digits (`sg2a2bcd3ef4ab5c67d8efab91c01de2fa` in the spec)."""
+
+
 def _check_name(kind: str, name: Any) -> str:
-    """A subuser's username or a customer account's id, checked; ValueError saying what is wrong."""
-    if not isinstance(name, str) or not name or name != name.strip() or any(c.isspace() for c in name):
-        what = "username" if kind == SUBUSER else "account id"
-        raise ValueError(f"a {kind}'s {what} must be a non-empty string without spaces, got {name!r}")
-    if kind == SUBUSER and name.startswith("account-id"):
-        raise ValueError(f"subuser username {name!r} would be read as a customer account; choose another")
+    """A subuser's username or a customer account's id, checked; InvalidValue (a ValueError) saying what is wrong."""
+    if kind == SUBUSER:
+        if not isinstance(name, str) or not _USERNAME.fullmatch(name):
+            raise InvalidValue("username", f"must be printable ASCII without whitespace, got {name!r}")
+        if name.startswith("account-id"):
+            raise InvalidValue("username", f"{name!r} would be read as a customer account; choose another")
+        return name
+    if not isinstance(name, str) or not _ACCOUNT_ID.fullmatch(name):
+        raise InvalidValue(
+            "account_id",
+            f"must be ASCII letters and digits, as SendGrid shows it (e.g. {ACCOUNT_ID_EXAMPLE}), got {name!r}",
+        )
     return name
+
+
+def fresh_account_id(number: int) -> str:
+    """A customer account ID in SendGrid's form, the same for the same number: `sg` and 32 hex digits."""
+    return "sg" + hashlib.sha256(f"customer-{number}".encode()).hexdigest()[:32]
 
 
 def _settings_from(where: str, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -345,6 +419,27 @@ def _apply(current: dict[str, Any], changes: Mapping[str, Any]) -> bool:
     return current != before
 
 
+OPTIONS = ("latency", "jitter", "rate_limit", "rate_window")
+"""What `configure` (and the admin API's PUT /__emulator/config) changes at run time."""
+
+
+def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-time options given, checked: InvalidValue for the first bad one."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "latency": lambda v: check_seconds("latency", v),
+        "jitter": lambda v: check_seconds("jitter", v),
+        "rate_limit": lambda v: check_count("rate_limit", v),
+        "rate_window": lambda v: check_seconds("rate_window", v, above_zero=True, maximum=MAX_RATE_WINDOW),
+    }
+    return {name: checks[name](value) for name, value in options.items()}
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not _USERNAME.fullmatch(key):
+        raise InvalidValue("key", "must be a non-empty string of printable ASCII without whitespace")
+    return key
+
+
 class EmulatorState:
     """Everything the emulator knows. Every public method is atomic."""
 
@@ -360,11 +455,14 @@ class EmulatorState:
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock
-        self._initial_keys = tuple(api_keys)
-        self.latency = latency
-        self.jitter = jitter
-        self.rate_limit = rate_limit
-        self.rate_window = rate_window
+        self._initial_keys = tuple(_check_key(key) for key in api_keys)
+        options = _check_options(
+            {"latency": latency, "jitter": jitter, "rate_limit": rate_limit, "rate_window": rate_window}
+        )
+        self.latency: float = options["latency"]
+        self.jitter: float = options["jitter"]
+        self.rate_limit: int = options["rate_limit"]
+        self.rate_window: float = options["rate_window"]
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -378,24 +476,41 @@ class EmulatorState:
             self.faults: list[Fault] = []
             self.log: list[LogEntry] = []
             self._changed: set[int] = set()
-            self._next_customer_id = 4200
+            self._next_customer_id = 1
 
     def configure(self, **options: Any) -> None:
-        """Change latency, jitter, rate_limit or rate_window at run time."""
+        """Change latency, jitter, rate_limit or rate_window at run time (None: keep it).
+
+        All are checked before any changes (InvalidValue naming the first bad one), so a refused call
+        leaves the emulator as it was.
+        """
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise InvalidValue(unknown[0], f"is not an option; the options are {', '.join(OPTIONS)}")
+        checked = _check_options({name: value for name, value in options.items() if value is not None})
         with self._lock:
-            for name in ("latency", "jitter", "rate_limit", "rate_window"):
-                if name in options and options[name] is not None:
-                    setattr(self, name, options[name])
-            self.limiter = RateLimiter(int(self.rate_limit), float(self.rate_window), self._clock)
+            for name, value in checked.items():
+                setattr(self, name, value)
+            self.limiter = RateLimiter(self.rate_limit, self.rate_window, self._clock)
 
     def add_key(self, key: str, scopes: Iterable[str] | None = None) -> None:
+        """Accept `key`, with `scopes` (a list of scope names; None: every tracking settings scope)."""
+        key = _check_key(key)
+        if scopes is not None:
+            if isinstance(scopes, str | bytes) or not isinstance(scopes, Iterable):
+                raise InvalidValue(
+                    "scopes", f"must be a list of scope names (or null for all), got {json_type(scopes)}"
+                )
+            scopes = list(scopes)
+            if not all(isinstance(scope, str) for scope in scopes):
+                raise InvalidValue("scopes", "must be a list of scope names (strings)")
         with self._lock:
             self.keys[key] = ApiKey(key, frozenset(scopes) if scopes is not None else ALL_SCOPES)
 
-    def world(self, name: str) -> World:
-        """The world named `name`; ValueError for anything but global or eu."""
-        if name not in self.worlds:
-            raise ValueError(f"unknown world {name!r}; use one of {', '.join(WORLDS)}")
+    def world(self, name: Any) -> World:
+        """The world named `name`; InvalidValue (a ValueError) for anything but global or eu."""
+        if not isinstance(name, str) or name not in self.worlds:
+            raise InvalidValue("world", f"must be one of {', '.join(WORLDS)}, got {name!r}")
         return self.worlds[name]
 
     def add_subuser(self, world: str, username: str, **click: bool) -> Account:
@@ -425,9 +540,9 @@ class EmulatorState:
             w = self.world(world)
             if account_id is None:
                 taken = {i for v in self.worlds.values() for i in (*v.customers, *v.deleted["customers"])}
-                while str(self._next_customer_id) in taken:
+                while fresh_account_id(self._next_customer_id) in taken:
                     self._next_customer_id += 1
-                account_id = str(self._next_customer_id)
+                account_id = fresh_account_id(self._next_customer_id)
                 self._next_customer_id += 1
             account = Account(CUSTOMER, _check_name(CUSTOMER, account_id))
             _apply(account.settings["click"], self._click_values(click))
@@ -601,8 +716,7 @@ class EmulatorState:
             return unsubscribe_target(account.settings["subscription"])
 
     def add_fault(self, fault: Fault) -> None:
-        if fault.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {fault.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        """Answer the next matching requests with `fault` (checked when it was made)."""
         with self._lock:
             self.faults.append(fault)
 

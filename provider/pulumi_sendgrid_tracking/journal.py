@@ -1,0 +1,108 @@
+"""The change journal: one JSON line per PATCH the provider sends, before it is sent and once it is settled.
+
+Set SENDGRID_CHANGE_JOURNAL=<file> (the pipeline scripts do) and every request that may change SendGrid is
+written there by the code that sends it, so a report of what reached SendGrid is read, never worked out:
+
+    {"id": ..., "phase": "sending", "op": "take over|update|give back", "setting": "click",
+     "region": "global", "on_behalf_of": "alice", "fields": {"enabled": false}, "before": {"enabled": true}}
+    {"id": ..., "phase": "settled", "status": "applied|failed|unknown", "after": {...}, "error": "..."}
+
+A "sending" line without its "settled" line is a request whose outcome was never seen (the run was killed).
+Lines are appended with one write each (O_APPEND), so the provider's threads never interleave within a line.
+No key, header or whole request is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+JOURNAL_ENV = "SENDGRID_CHANGE_JOURNAL"
+OPS = ("take over", "update", "give back")
+STATUSES = ("applied", "failed", "unknown")
+
+_lock = threading.Lock()
+_counter = 0
+
+
+def _write(entry: Mapping[str, Any]) -> None:
+    path = os.environ.get(JOURNAL_ENV)
+    if not path:
+        return
+    line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def sending(
+    op: str,
+    setting: str,
+    region: str,
+    on_behalf_of: str | None,
+    fields: Mapping[str, Any],
+    before: Mapping[str, Any],
+) -> str:
+    """Record a PATCH about to be sent; returns its id for `settled`."""
+    global _counter  # noqa: PLW0603 - a process-wide sequence, under the lock
+    with _lock:
+        _counter += 1
+        entry_id = f"{os.getpid()}-{_counter}"
+    _write(
+        {
+            "id": entry_id,
+            "phase": "sending",
+            "op": op,
+            "setting": setting,
+            "region": region,
+            "on_behalf_of": on_behalf_of,
+            "fields": dict(fields),
+            "before": {name: before.get(name) for name in fields},
+        }
+    )
+    return entry_id
+
+
+def settled(
+    entry_id: str, status: str, after: Mapping[str, Any] | None, fields: Mapping[str, Any], error: str | None = None
+) -> None:
+    """Record how a PATCH ended: applied (SendGrid holds the fields), failed (it does not), unknown."""
+    _write(
+        {
+            "id": entry_id,
+            "phase": "settled",
+            "status": status,
+            "after": None if after is None else {name: after.get(name) for name in fields},
+            "error": error,
+        }
+    )
+
+
+def read(path: str) -> list[dict[str, Any]]:
+    """The journal's PATCHes, one dict each: the "sending" line merged with its "settled" line (status
+    `unknown` and no `after` when it never settled). Lines that are not JSON (a torn last line) are skipped."""
+    entries: dict[str, dict[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        if entry.get("phase") == "sending":
+            entries[entry["id"]] = {**entry, "status": "unknown", "after": None, "error": None}
+        elif entry.get("phase") == "settled" and entry["id"] in entries:
+            entries[entry["id"]].update(status=entry.get("status"), after=entry.get("after"), error=entry.get("error"))
+    for entry in entries.values():
+        entry.pop("phase", None)
+    return list(entries.values())
