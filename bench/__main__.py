@@ -30,10 +30,11 @@ from pulumi_sendgrid_tracking import ClickTrackingProvider
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
+from pipelines.common import run_pulumi
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .null_provider import PROGRAM as NULL_PROGRAM
-from .scale import against_limit, plot_scale, scale, small_fleet
+from .scale import against_limit, against_limit_postgres, plot_scale, scale, small_fleet
 
 KEY = "SG.bench-key"
 RESULTS = ROOT / "bench" / "results"
@@ -430,12 +431,8 @@ def handler_overhead(calls: int = 1000) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    version = subprocess.run(
-        ["pulumi", "version"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PATH": f"{engine_bin()}:{os.environ['PATH']}"},
+    version = run_pulumi(
+        ["version"], env={**os.environ, "PATH": f"{engine_bin()}:{os.environ['PATH']}"}, timeout=60
     ).stdout.strip()
     return {
         "cores": os.cpu_count(),
@@ -483,6 +480,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "small_fleet": small_fleet,
     "scale": scale,
     "against_limit": against_limit,
+    "against_limit_postgres": against_limit_postgres,
 }
 
 

@@ -259,14 +259,17 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         [[r["n"], f"{r['peak_rss_mb_ours']:.1f} MB", f"{r['peak_rss_mb_null']:.1f} MB"] for r in rows],
     )
     out += ["", "Peak resident set (VmHWM) of the `python -m pulumi.dynamic` process, sampled every 50 ms.", ""]
-    for name, part in (
-        ("design", _design),
-        ("small_fleet", _small_fleet),
-        ("scale", _scale),
-        ("against_limit", _against_limit),
-    ):
+    for name, part in (("design", _design), ("small_fleet", _small_fleet), ("scale", _scale)):
         if name in sections:
             out += part(sections[name][name], sections[name]["machine"])
+    if "against_limit" in sections:
+        pg = sections.get("against_limit_postgres") or {}
+        out += _against_limit(
+            sections["against_limit"]["against_limit"],
+            sections["against_limit"]["machine"],
+            pg.get("against_limit_postgres"),
+            pg.get("machine"),
+        )
     return "\n".join(out)
 
 
@@ -475,9 +478,12 @@ def _scale(sc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     return out
 
 
-def _against_limit(al: dict[str, Any], machine: dict[str, Any]) -> list[str]:
-    met = al["ratio_to_floor"] <= 1.25 and al["failed_requests"] == 0
-    req = al["requests"]
+def _against_limit(
+    al: dict[str, Any],
+    machine: dict[str, Any],
+    pg: dict[str, Any] | None = None,
+    pg_machine: dict[str, Any] | None = None,
+) -> list[str]:
     out = [
         "",
         f"## 8. Against the limit: a sharded create of {al['n']:,} setting resources",
@@ -496,22 +502,65 @@ def _against_limit(al: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         f"the floor is {al['requests_needed']:,} / {al['rate_per_s']} per s = {al['floor_s']:.0f} s.",
         "",
     ]
+    runs = [al, *([pg] if pg else []), *([pg["file_same_run"]] if pg and pg.get("file_same_run") else [])]
     out += _table(
-        ["wall", "floor", "ratio", "target", "GET", "PATCH", "429", "errors", "API phase", "achieved rate"],
+        [
+            "state backend",
+            "N",
+            "stacks",
+            "wall",
+            "floor",
+            "ratio",
+            "target",
+            "GET",
+            "PATCH",
+            "429",
+            "errors",
+            "API phase",
+            "achieved rate",
+        ],
         [
             [
-                f"{al['wall_s']:.0f} s",
-                f"{al['floor_s']:.0f} s",
-                f"{al['ratio_to_floor']:.2f}x",
-                "≤ 1.25x, 0 failed: " + ("met" if met else "**missed**"),
-                req["GET"],
-                req["PATCH"],
-                req["429"],
-                req["errors"],
-                f"{al['api_span_s']:.0f} s",
-                f"{al['achieved_per_s']:.1f}/s" if al["achieved_per_s"] else "–",
+                "PostgreSQL (one table)"
+                if r.get("backend") == "postgres"
+                else ("file (one per stack), beside PostgreSQL" if r is not al else "file (one per stack)"),
+                f"{r['n']:,}",
+                r["shards"],
+                f"{r['wall_s']:.0f} s",
+                f"{r['floor_s']:.0f} s",
+                f"{r['ratio_to_floor']:.2f}x",
+                "≤ 1.25x, 0 failed: "
+                + ("met" if r["ratio_to_floor"] <= 1.25 and r["failed_requests"] == 0 else "**missed**"),
+                r["requests"]["GET"],
+                r["requests"]["PATCH"],
+                r["requests"]["429"],
+                r["requests"]["errors"],
+                f"{r['api_span_s']:.0f} s",
+                f"{r['achieved_per_s']:.1f}/s" if r["achieved_per_s"] else "–",
             ]
+            for r in runs
         ],
     )
     out += ["", _load(machine, *al["loadavg"])]
+    if pg and pg_machine:
+        smaller = f" at N = {pg['n']:,}, not {al['n']:,} (a smaller run, for time)" if pg["n"] != al["n"] else ""
+        out += [
+            "",
+            f"PostgreSQL{smaller}: every shard stack's state in one table of a local PostgreSQL "
+            f"{pg.get('postgres', '')} server on loopback (`python -m bench against_limit_postgres`), the same rate, "
+            f"pacing and {pg['parallel']} stacks at a time; {pg['shards']} stacks of about {pg['per_shard']}"
+            + (", then the file backend at the same N, right after it" if pg.get("file_same_run") else "")
+            + ". "
+            + _load(pg_machine, *pg["loadavg"]),
+        ]
+        same = pg.get("file_same_run")
+        if same:
+            median = {r["backend"]: sorted(r["per_stack_s"])[len(r["per_stack_s"]) // 2] for r in (pg, same)}
+            shown = "; ".join("/".join(f"{v:.1f}" for v in x) for x in same["loadavg"])
+            out += [
+                "",
+                f"The file run's load average, before and after: {shown}. One stack's create (median): "
+                f"{median['postgres']:.0f} s on PostgreSQL, {median['file']:.0f} s on the file backend. The machine "
+                "was shared with other work (see the load): the ratios are this run's, not the backend's floor.",
+            ]
     return out

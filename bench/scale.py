@@ -7,6 +7,10 @@
   this program beside a null program of the same shape, emulator at 50 ms; growth exponents.
 - `against_limit`: a sharded create of BENCH_LIMIT_N setting resources under an emulator rate limit,
   against the floor (requests needed / allowed rate), counting 429s and errors from the emulator's log.
+- `against_limit_postgres`: the same, every shard stack's state in one table of a throwaway PostgreSQL
+  server (tests/support/postgres.py; Debian's `postgresql`), the state backend a shared CI fleet would use.
+  Then the file backend again at the same N, for a comparison under the same load (BENCH_LIMIT_COMPARE=0:
+  not). A quick run: `BENCH_LIMIT_N=400 BENCH_LIMIT_RATE=10 python -m bench against_limit_postgres`.
 
 Every size and count is an environment variable (see `Knobs`), so a quick run is possible:
 `BENCH_SCALE_SIZES=40,200 BENCH_SCALE_SHARDED_MIN=200 BENCH_SCALE_SHARD_SIZE=50 BENCH_LIMIT_N=400
@@ -34,6 +38,7 @@ from typing import Any
 import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 
+from tests.support.postgres import PostgresServer
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 RESULTS = ROOT / "bench" / "results"
@@ -109,11 +114,14 @@ def shard_projects(
     accounts: int,
     shards: int,
     env: dict[str, str] | None = None,
+    backend_url: str | None = None,
 ) -> list[PulumiProject]:
     """One project (own directory, stack, state file, provider process) per shard of `accounts` accounts.
 
     Ours: the fleet file (every account, four settings each) with `sendgrid-click-tracking:shard`.
-    Null: the shard's slice of the accounts in config.
+    Null: the shard's slice of the accounts in config. With `backend_url` (postgres://...), every
+    shard's state is in that one backend: each project's stack `dev` is renamed `shard-<i>` as soon as
+    it is made, so they are the stacks of one project, as `pipelines/shards` makes them.
     """
     bin_dir = engine_bin()
     if bin_dir is None:
@@ -123,7 +131,12 @@ def shard_projects(
     for index in range(shards):
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
         project = PulumiProject(
-            tmp, emulator, bin_dir, api_key=KEY, env={"SENDGRID_RETRY_BUDGET": "600", **(env or {})}
+            tmp,
+            emulator,
+            bin_dir,
+            api_key=KEY,
+            env={"SENDGRID_RETRY_BUDGET": "600", **(env or {})},
+            backend_url=backend_url,
         )
         if variant == "null":
             shutil.copy(ROOT / "bench" / "null_provider.py", project.dir / "null_provider.py")
@@ -139,6 +152,8 @@ def shard_projects(
             if shards > 1:
                 config[f"{PROJECT}:shard"] = f"{index + 1}/{shards}"  # 1-based
             _write_config(project, config)
+        if backend_url is not None:  # one backend: one name per shard (the config file is renamed with it)
+            project.run("stack", "rename", f"shard-{index + 1}")
         projects.append(project)
     return projects
 
@@ -336,13 +351,15 @@ def lifecycle(
     rate: tuple[int, float] | None = None,
     env: dict[str, str] | None = None,
     operations: tuple[str, ...] = OPERATIONS,
+    backend_url: str | None = None,
 ) -> dict[str, Any]:
-    """The four operations on N setting resources in `shards` stacks, a fresh emulator world."""
+    """The four operations on N setting resources in `shards` stacks, a fresh emulator world (and, with
+    `backend_url`, every stack's state in that backend instead of a file backend each)."""
     accounts = math.ceil(n / SETTINGS_PER_ACCOUNT)
     out: dict[str, Any] = {"variant": variant, "n": n, "accounts": accounts, "shards": shards, "parallel": parallel}
     with ExitStack() as stack:
         emulator = stack.enter_context(Emulator(new_state(accounts, rate=rate)))
-        projects = shard_projects(stack, emulator, variant, accounts, shards, env)
+        projects = shard_projects(stack, emulator, variant, accounts, shards, env, backend_url)
         seen = 0
         for op in operations:
             before = load()
@@ -357,7 +374,7 @@ def lifecycle(
                 "loadavg_after": load(),
             }
             if op == "up (create)":
-                out["state_bytes"] = sum(state_bytes(p) for p in projects)
+                out["state_bytes"] = None if backend_url else sum(state_bytes(p) for p in projects)
                 out["engine_resources"] = n * 2 if variant == "ours" else accounts * SETTINGS_PER_ACCOUNT * 2
             log(f"scale: {variant} N={n} shards={shards} {op}: {result['wall']:.1f} s {out[op]['requests']}")
     return out
@@ -449,14 +466,15 @@ def scale() -> dict[str, Any]:
 # -- 3. against the limit -----------------------------------------------------------------------------------
 
 
-def against_limit() -> dict[str, Any]:
+def against_limit(backend_url: str | None = None) -> dict[str, Any]:
     """A sharded create under a rate limit: time against the floor (requests needed / allowed rate).
 
     The emulator allows BENCH_LIMIT_RATE requests per second averaged over a fixed window of
     BENCH_LIMIT_WINDOW seconds (SendGrid publishes its limit per minute: 600/min). Each provider
     process paces itself (`sendgrid:maxRequestsPerSecond`, via SENDGRID_MAX_REQUESTS_PER_SECOND) to
     its share: BENCH_LIMIT_PARALLEL stacks run at once, each at HEADROOM x rate / parallel, which
-    leaves room for the one request a pacer may add at a window's edge.
+    leaves room for the one request a pacer may add at a window's edge. Every stack has a file
+    backend of its own, or with `backend_url` they all share that one.
     """
     n = _int("BENCH_LIMIT_N", 10000)
     rate = _int("BENCH_LIMIT_RATE", 20)
@@ -469,13 +487,22 @@ def against_limit() -> dict[str, Any]:
     env = {"SENDGRID_MAX_REQUESTS_PER_SECOND": f"{share:.3f}"}
     needed = 2 * n  # the adoption record's GET and the setting's PATCH (all four differ from the defaults)
     floor = needed / rate
-    log(f"against the limit: N={n}, {shards} shards, {parallel} at once, {rate}/s, floor {floor:.0f} s")
+    backend = "postgres" if backend_url else "file"
+    log(f"against the limit ({backend}): N={n}, {shards} shards, {parallel} at once, {rate}/s, floor {floor:.0f} s")
     run = lifecycle(
-        "ours", n, shards, parallel, rate=(int(rate * window), window), env=env, operations=("up (create)",)
+        "ours",
+        n,
+        shards,
+        parallel,
+        rate=(int(rate * window), window),
+        env=env,
+        operations=("up (create)",),
+        backend_url=backend_url,
     )
     create = run["up (create)"]
     sent = create["requests"]["GET"] + create["requests"]["PATCH"]
     return {
+        "backend": backend,
         "n": n,
         "rate_per_s": rate,
         "window_s": window,
@@ -498,6 +525,24 @@ def against_limit() -> dict[str, Any]:
         "latency_s": LATENCY,
         "state_bytes": run["state_bytes"],
     }
+
+
+def against_limit_postgres() -> dict[str, Any]:
+    """`against_limit` with every shard stack's state in one PostgreSQL database (a throwaway local server)."""
+    with PostgresServer() as server:
+        server.create_database("bench")
+        result = against_limit(server.url("bench"))
+        result["state_bytes"] = int(
+            server.admin_sql(
+                "SELECT coalesce(sum(octet_length(data->>'data') / 4 * 3), 0) FROM pulumi_state "
+                "WHERE key LIKE '%/stacks/%.json'",  # as the file backend's count: no .bak
+                "bench",
+            ).strip()
+        )
+        result["postgres"] = server.admin_sql("SHOW server_version").strip()
+    if os.environ.get("BENCH_LIMIT_COMPARE", "1") == "1":  # the file backend at the same N, on the machine as it is now
+        result["file_same_run"] = against_limit()
+    return result
 
 
 # -- plot -----------------------------------------------------------------------------------------------------

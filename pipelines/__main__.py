@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
-        with environment(args.stack, args.project_dir, emulator=args.emulator) as run:
+        with environment(args.stack, args.project_dir, emulator=args.emulator, command=args.command) as run:
             return COMMANDS[args.command](run, Output(args.format, args.markdown_file))
     except Exception as exc:  # a bad input or a bug here: either way the documented output, not a traceback
         emit(

@@ -14,6 +14,11 @@ leaves out the stack config that names a host or a key (`sendgrid:baseUrl`, `sen
 proxy variable (`*_proxy`, any case), and a Pulumi.yaml that sets one of those keys for every
 stack is refused.
 Output: see output.py and output.schema.json.
+
+Every `pulumi` command these scripts (and tools/, bench/) start goes through `run_pulumi`: under a
+timeout (PIPELINES_PULUMI_TIMEOUT seconds; by default an hour for preview/up/refresh/destroy and
+5 minutes for the rest), stopped with its whole process group when it runs out, and with the
+PostgreSQL backend's `stack ls` deadlock avoided (see `backend_env`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,9 +43,10 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pulumi_sendgrid_tracking.config import SOURCES
+from pulumi_sendgrid_tracking.shards import SHARD_STACK
 from pulumi_sendgrid_tracking.stack_config import split_key
 
-from .backend import scheme_problem, stack_lookup_failed
+from .backend import backend_name, scheme_problem, stack_lookup_failed
 from .messages import error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +55,15 @@ DEMO_PASSPHRASE = "demo-passphrase-not-a-secret"  # noqa: S105 - the documented 
 EMULATOR_KEY = "SG.emulator-local-dev-key"  # the emulator's default key, not a real one
 CONFIG_COMMANDS = frozenset({"preview", "up", "refresh", "destroy"})
 """The pulumi commands that read the stack config (and so take --config-file)."""
+ENGINE_RUNS = frozenset({"preview", "up", "update", "refresh", "destroy", "import"})
+"""The pulumi commands that run the program or the providers: they may take long on a big stack."""
+TIMEOUT_ENV = "PIPELINES_PULUMI_TIMEOUT"
+ENGINE_RUN_TIMEOUT = 3600.0
+"""Seconds: a `pulumi up` of a few hundred account settings takes minutes; an hour means it is stuck."""
+STATE_TIMEOUT = 300.0
+"""Seconds for the rest (stack ls, stack export/import, config, state move, stack init/rm): reads and writes
+of the state backend that take seconds."""
+LOCKING_RUNS = frozenset({"up", "update", "refresh", "destroy", "import"})
 # Emulator mode never uses these from the caller's environment: they point at real state or accounts.
 REAL_WORLD = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_HOME")
 REAL_HOSTS = ("base_url", "eu_base_url", "api_key")
@@ -135,6 +152,110 @@ def guess_option(argv: Sequence[str], option: str, allowed: tuple[str, ...] | No
     return None
 
 
+def pulumi_timeout(args: Sequence[str], env: Mapping[str, str]) -> float:
+    """How long `pulumi <args>` may run: PIPELINES_PULUMI_TIMEOUT (seconds) if set, else by its kind."""
+    raw = env.get(TIMEOUT_ENV, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise PipelineError(
+                f"{TIMEOUT_ENV} is {raw!r}, not a number of seconds above 0",
+                f"set it to the longest any one pulumi command may run, e.g. {TIMEOUT_ENV}=7200, or unset it",
+            )
+        return value
+    return ENGINE_RUN_TIMEOUT if args and args[0] in ENGINE_RUNS else STATE_TIMEOUT
+
+
+def backend_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for a pulumi command, with the PostgreSQL backend's deadlock avoided.
+
+    Pulumi's postgres:// backend (3.260 to 3.277 at least) lists a stack's files with a query whose
+    rows stay open while it runs a second query per row, from a pool of 2 * GOMAXPROCS connections;
+    `pulumi stack ls` does that for up to PULUMI_DIY_BACKEND_PARALLEL (10) stacks at once, so with as
+    many stacks as the pool has connections every worker holds one and waits for another, for ever
+    (docs/upstream-postgres-stack-ls.md). One stack at a time needs at most 2, which every pool has.
+    """
+    out = dict(env)
+    if out.get("PULUMI_BACKEND_URL", "").startswith(("postgres://", "postgresql://")):
+        out["PULUMI_DIY_BACKEND_PARALLEL"] = "1"
+    return out
+
+
+def run_pulumi(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | str | None = None,
+    timeout: float | None = None,
+    program: str = "pulumi",
+) -> subprocess.CompletedProcess[str]:
+    """`pulumi <args>` (stdout and stderr captured as text), stopped when it runs longer than its timeout.
+
+    Raises PipelineError naming the command, how long it waited and what to do when the timeout
+    (`timeout`, else `pulumi_timeout`) runs out; the command and everything it started (language
+    host, providers) is stopped first (`_stop`). Ctrl-C stops it the same way.
+    """
+    limit = timeout if timeout is not None else pulumi_timeout(args, env)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [program, *args],
+        cwd=cwd,
+        env=backend_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: stopped with everything it started
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        waited = time.monotonic() - started
+        _stop(proc)
+        raise _timed_out(args, env, waited) from None
+    except BaseException:  # Ctrl-C or a signal: no pulumi is left behind
+        _stop(proc)
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop pulumi and everything it started: SIGINT first (Pulumi cancels gracefully and releases its lock when
+    it can), then SIGTERM, then SIGKILL, 5 s apart, to the whole process group."""
+    for sig, grace in ((signal.SIGINT, 5.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    for pipe in (proc.stdout, proc.stderr):  # a process that left the group still holds them
+        if pipe is not None:
+            pipe.close()
+    proc.wait(timeout=5.0)
+
+
+def _timed_out(args: Sequence[str], env: Mapping[str, str], waited: float) -> PipelineError:
+    shown = " ".join(a for a in args if a != "--non-interactive")
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    stack = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--stack"), None)
+    slow = "the stack is big" if args and args[0] in ENGINE_RUNS else "it is only slow"
+    what = (
+        f"check that the state backend answers; if {slow}, allow more with {TIMEOUT_ENV}=<seconds>; then run this again"
+    )
+    if args and args[0] in LOCKING_RUNS:
+        cancel = f"`pulumi cancel --stack {stack} --yes`" if stack else "`pulumi cancel --yes`"
+        what += f". The stopped run may have left the stack's lock: with no other run going on, {cancel} first"
+    return PipelineError(
+        f"`pulumi {shown}` did not finish in {waited:.0f} s, so it was stopped (state backend {backend_name(env)})",
+        what,
+        kind="engine",
+    )
+
+
 @dataclass
 class Run:
     """One pipeline command's environment."""
@@ -154,13 +275,10 @@ class Run:
 
     def pulumi(self, *args: str, stack: bool = True) -> subprocess.CompletedProcess[str]:
         config = ["--config-file", str(self.config_file)] if self.config_file and args[0] in CONFIG_COMMANDS else []
-        return subprocess.run(
-            ["pulumi", *args, *(["--stack", self.stack] if stack else []), *config, "--non-interactive"],
+        return run_pulumi(
+            [*args, *(["--stack", self.stack] if stack else []), *config, "--non-interactive"],
             cwd=self.project_dir,
             env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
         )
 
     def pulumi_json(self, *args: str) -> tuple[int, dict[str, Any], str]:
@@ -237,11 +355,13 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
         env = {**env, "PATH": f"{cache}/bin{os.pathsep}{env.get('PATH', '')}"}
         found = str(cache / "bin" / "pulumi")
     try:
-        answer = subprocess.run([found, "version"], env=env, capture_output=True, text=True, timeout=60, check=False)
+        answer = run_pulumi(["version"], env=env, timeout=60, program=found)
         said = (answer.stdout.strip() or answer.stderr.strip()).splitlines()
         running = said[0][:80] if said else f"a program that exits {answer.returncode} to `pulumi version`"
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         running = f"unusable ({exc.__class__.__name__})"
+    except PipelineError:
+        running = "unusable (no answer to `pulumi version` in 60 s)"
     if not _in_range(running, supported):
         cached = (cache / "bin" / "pulumi").exists()
         built = ("" if cached else "run `make engine`, then ") + f"export PATH={cache}/bin:$PATH"
@@ -253,6 +373,46 @@ def _with_engine_on_path(env: dict[str, str]) -> dict[str, str]:
             f"({installer}), or the one built from Go modules ({built})",
         )
     return env
+
+
+def engine_env() -> dict[str, str]:
+    """The environment every pipeline runs pulumi in: this process's, the pinned engine on PATH, no update check,
+    and the program run for refresh and destroy too (so a key rotated in stack config is used at once)."""
+    return _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
+
+
+def shard_counts(project: Path, stack: str) -> list[int]:
+    """The shard counts of the shard stacks of `stack` that have a config file (`Pulumi.<stack>-shard-<i>-of-<n>.yaml`
+    beside the stack's own): [] when `stack` is not a sharded fleet's own stack. Reads files only."""
+    config = stack_config_path(project, stack)
+    base = stack.rsplit("/", 1)[-1]
+    counts = set()
+    for path in config.parent.glob(f"Pulumi.{base}-shard-*-of-*.yaml"):
+        found = SHARD_STACK.fullmatch(path.name[len("Pulumi.") : -len(".yaml")])
+        if found is not None and found["base"] == base:
+            counts.add(int(found["count"]))
+    return sorted(counts)
+
+
+def refuse_sharded_fleet(project: Path, stack: str, command: str) -> None:
+    """Raise PipelineError when `stack` is a sharded fleet's own stack: its accounts belong to its shard stacks.
+
+    A plain deploy of it would declare every account of the fleet a second time (each adopted again, with
+    the shard stacks' values recorded as originals); a preview or drift-check of it shows that plan.
+    """
+    counts = shard_counts(project, stack)
+    if not counts:
+        return
+    count = counts[-1] if len(counts) == 1 else None
+    shards = f"--shards {count}" if count else f"--shards <{' or '.join(map(str, counts))}>"
+    files = f"Pulumi.{stack.rsplit('/', 1)[-1]}-shard-*-of-*.yaml"
+    raise PipelineError(
+        f"stack {stack!r} is a sharded fleet's own stack ({files} beside its config, "
+        f"{' and '.join(map(str, counts))} shards): its accounts are managed by its shard stacks, and a plain "
+        f"{command} of it would take every account of the fleet a second time",
+        f"run pipelines/shards {command} --stack {stack} {shards} instead (README, Big fleets and sharding)",
+        kind="stack",
+    )
 
 
 def project_name(project: Path) -> str | None:
@@ -304,7 +464,7 @@ def _sendgrid(project: Path, name: str, env: dict[str, str]) -> Run:
     if problem := scheme_problem(env):
         raise PipelineError(*problem, kind="backend")
     if not env.get("PULUMI_BACKEND_URL") and not env.get("PULUMI_ACCESS_TOKEN"):
-        whoami = subprocess.run(["pulumi", "whoami", "--non-interactive"], env=env, capture_output=True, check=False)
+        whoami = run_pulumi(["whoami", "--non-interactive"], env=env)
         if whoami.returncode != 0:
             raise PipelineError(
                 "no state backend",
@@ -397,15 +557,19 @@ def _without_real_world(env: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def environment(stack: str | None, project_dir: str | None, *, emulator: bool = False) -> Iterator[Run]:
+def environment(
+    stack: str | None, project_dir: str | None, *, emulator: bool = False, command: str = "deploy"
+) -> Iterator[Run]:
     """The environment for one command: SendGrid (the default), or with `emulator`, a running local emulator.
 
-    Raises PipelineError (exit 1) without running anything when SendGrid mode has no API key, the
-    stack is unknown, or no state backend is configured.
+    Raises PipelineError (exit 1) without running anything when the stack is a sharded fleet's own
+    stack (`refuse_sharded_fleet`), SendGrid mode has no API key, the stack is unknown, or no state
+    backend is configured.
     """
     project = project_path(project_dir)
-    env = _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
     name = stack_name(stack)
+    refuse_sharded_fleet(project, name, command)
+    env = engine_env()
     if not emulator:
         yield _sendgrid(project, name, env)
         return
@@ -434,13 +598,10 @@ def environment(stack: str | None, project_dir: str | None, *, emulator: bool = 
         )
         run = Run(project, name, "emulator", env, config_file, warnings)
         if run.pulumi("stack", "select", name, stack=False).returncode != 0:
-            created = subprocess.run(
-                ["pulumi", "stack", "init", name, "--secrets-provider", "passphrase", "--non-interactive"],
+            created = run_pulumi(
+                ["stack", "init", name, "--secrets-provider", "passphrase", "--non-interactive"],
                 cwd=config_file.parent,
                 env=env,
-                capture_output=True,
-                text=True,
-                check=False,
             )
             if created.returncode != 0:
                 raise PipelineError(

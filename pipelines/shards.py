@@ -16,6 +16,14 @@ shard stack, an account recorded in a shard it does not hash into (a count chang
 and a stack deployed as another shard than its config says. A deploy does not start while any of
 these stand.
 
+The fleet has one source: the file the fleet's stack names (`fleetFile`), which every shard stack
+names too and reads at every run. An inline fleet is refused for sharding (init creates nothing);
+preview, drift-check, deploy and check fail when a shard stack reads its fleet from anywhere else,
+naming the shard of each account it declares that belongs to another. preview and drift-check warn
+(`diagnostics`, and stderr) when the fleet's own stack or shard stacks of another count still hold
+accounts. Every pulumi command runs through `common.run_pulumi` (a timeout, and PostgreSQL's `stack ls`
+made safe).
+
 Exit codes as the other scripts: 0, 1 on any error, 2 (drift-check) when a shard drifted.
 """
 
@@ -24,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,8 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulumi_sendgrid_tracking.fleet import SHARD
-from pulumi_sendgrid_tracking.shards import MAX_SHARDS, Shard, ShardConfigError, account_key, parse_shard, shard_of
+from pulumi_sendgrid_tracking.fleet import FLEET_FILE, FLEET_KEYS, SHARD, FleetConfigError, fleet_from_stack_config
+from pulumi_sendgrid_tracking.shards import (
+    MAX_SHARDS,
+    SHARD_STACK,
+    Shard,
+    ShardConfigError,
+    account_key,
+    parse_shard,
+    shard_of,
+)
 
 from .common import (
     EXIT_DRIFT,
@@ -45,12 +60,13 @@ from .common import (
     ROOT,
     ArgumentParser,
     PipelineError,
-    _with_engine_on_path,
+    engine_env,
     failure,
     guess_option,
     help_epilog,
     project_name,
     project_path,
+    run_pulumi,
     stack_name,
 )
 from .messages import error
@@ -60,7 +76,7 @@ from .report import ADOPTION_TYPE, SETTING_TYPES, SettingState
 COMMANDS = ("preview", "deploy", "drift-check", "check", "init", "reshard")
 CHECK_COMMAND = "shard-check"
 """The output's `command` of `check`."""
-_SHARD_STACK = re.compile(r"(?P<base>.+)-shard-(?P<index>[0-9]+)-of-(?P<count>[0-9]+)")
+NAMESPACE = "sendgrid-click-tracking"
 README_SECTION = "docs/sharding.md, Changing the shard count"
 
 
@@ -87,6 +103,8 @@ class StackView:
     """The stack output `shard` of its last deploy; None when it has none (not deployed, or unsharded)."""
     accounts: list[tuple[str, str, str]] = field(default_factory=list)
     """(account, setting, resource) of every setting resource in its state."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """Its stack config (`pulumi config --json`): full key → value, objects as JSON text, secrets left out."""
 
 
 def check(base: str, count: int, views: Sequence[StackView]) -> list[dict[str, Any]]:
@@ -105,7 +123,7 @@ def check(base: str, count: int, views: Sequence[StackView]) -> list[dict[str, A
             )
     owners: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for view in views:
-        found = _SHARD_STACK.fullmatch(view.name)
+        found = SHARD_STACK.fullmatch(view.name)
         expected = Shard(int(found["index"]), int(found["count"])) if found else None
         if expected is not None and expected.count != count:
             problems.append(
@@ -212,32 +230,50 @@ class Fleet:
     env: dict[str, str]
 
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
-            cwd=self.project_dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_pulumi([*args, "--non-interactive"], cwd=self.project_dir, env=self.env)
 
     def stacks(self) -> list[str]:
         """The project's stacks named `<base>` or `<base>-shard-<i>-of-<n>`, whatever n."""
         listed = self.pulumi("stack", "ls", "--json")
         if listed.returncode != 0:
-            reason = listed.stderr.strip().removeprefix("error: ")
-            raise PipelineError(f"could not list the stacks: {reason}", None, kind="backend")
+            reason = " ".join(listed.stderr.split()).removeprefix("error: ") or f"exit {listed.returncode}, no message"
+            raise PipelineError(
+                f"could not list the stacks: {reason}", "check PULUMI_BACKEND_URL and its credentials", kind="backend"
+            )
         names = [str(s.get("name", "")).rsplit("/", 1)[-1] for s in json.loads(listed.stdout or "[]")]
         return sorted(
             n
             for n in names
-            if n == self.base or ((m := _SHARD_STACK.fullmatch(n)) is not None and m["base"] == self.base)
+            if n == self.base or ((m := SHARD_STACK.fullmatch(n)) is not None and m["base"] == self.base)
         )
 
-    def view(self, name: str) -> StackView:
-        got = self.pulumi("config", "get", f"sendgrid-click-tracking:{SHARD}", "--stack", name)
-        configured = got.stdout.strip() if got.returncode == 0 else None
-        return view_of(name, configured, self.export(name))
+    def config(self, name: str) -> dict[str, Any]:
+        """A stack's config (`pulumi config --json`): key → value, objects and lists as JSON text; secrets left out."""
+        got = self.pulumi("config", "--json", "--stack", name)
+        if got.returncode != 0:
+            raise PipelineError(
+                f"could not read the config of {name}: {' '.join(got.stderr.split()).removeprefix('error: ')}",
+                f"check Pulumi.{name}.yaml",
+                kind="configuration",
+            )
+        values: dict[str, Any] = {}
+        for key, entry in (json.loads(got.stdout or "{}") or {}).items():
+            if isinstance(entry, dict) and not entry.get("secret"):
+                values[str(key)] = entry.get("value")
+        return values
+
+    def view(self, name: str, *, state: bool = True, config: bool = True) -> StackView:
+        """A stack's config (unless not `config`) and the accounts in its state (unless not `state`)."""
+        values = self.config(name) if config else {}
+        configured = values.get(f"{NAMESPACE}:{SHARD}")
+        view = view_of(name, str(configured) if configured is not None else None, self.export(name) if state else None)
+        view.config = values
+        return view
+
+    def views(self, names: Sequence[str], *, state: bool = True, config: bool = True) -> list[StackView]:
+        """The views of several stacks, read a few at a time (each is one or two pulumi commands)."""
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
+            return list(pool.map(lambda name: self.view(name, state=state, config=config), names))
 
     def export(self, name: str) -> dict[str, Any]:
         """`pulumi stack export` of one stack."""
@@ -252,11 +288,18 @@ class Fleet:
 
     def check(self) -> tuple[list[dict[str, Any]], int]:
         """(problems, account settings checked) of every shard stack and the base stack."""
-        views = [self.view(name) for name in self.stacks()]
+        names = self.stacks()
+        if self.base not in names:
+            raise PipelineError(
+                f"stack {self.base!r} not found: it keeps the fleet's config, which the shard stacks read",
+                f"create it first (pulumi stack init {self.base}), with the fleet's config",
+                kind="stack",
+            )
+        views = self.views(names)
         shard_views = [v for v in views if v.name != self.base]
-        problems = check(self.base, self.count, shard_views)
-        base = next((v for v in views if v.name == self.base), None)
-        if base is not None and base.accounts:
+        base = next(v for v in views if v.name == self.base)
+        problems = self.source_problems(base, shard_views) + check(self.base, self.count, shard_views)
+        if base.accounts:
             sharded = {(a, s) for v in shard_views for a, s, _ in v.accounts}
             both = sorted({(a, s) for a, s, _ in base.accounts} & sharded)
             for account, setting in both:
@@ -270,6 +313,145 @@ class Fleet:
                     )
                 )
         return problems, sum(len(v.accounts) for v in shard_views)
+
+    def source_problems(self, base: StackView, shard_views: Sequence[StackView]) -> list[dict[str, Any]]:
+        """The problems of the fleet's one source (`fleet_source_problems`), its files read from the project."""
+        return fleet_source_problems(
+            self.base, self.count, base.config, shard_views, lambda path: (self.project_dir / path).read_text("utf-8")
+        )
+
+    def preview_checks(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(errors, warnings) before a preview or drift-check: the fleet's one source, and the accounts still held
+        by the fleet's own stack or by shard stacks of another count (which no shard of this count plans for)."""
+        names = self.stacks()
+        if self.base not in names:
+            raise PipelineError(
+                f"stack {self.base!r} not found: it keeps the fleet's config, which the shard stacks read",
+                f"create it first (pulumi stack init {self.base}), with the fleet's config",
+                kind="stack",
+            )
+        ours = [n for n in names if n != self.base and _count_of(n) == self.count]
+        others = [n for n in names if n == self.base or _count_of(n) not in (None, self.count)]
+        base = self.view(self.base)
+        views = [base, *self.views(ours, state=False), *self.views([n for n in others if n != self.base], config=False)]
+        errors = self.source_problems(base, [v for v in views if v.name in ours])
+        warnings = []
+        for view in views:
+            if view.name in ours or not view.accounts:
+                continue
+            what = "the fleet's own stack" if view.name == self.base else f"a shard stack of {_count_of(view.name)}"
+            accounts = sorted({a for a, _, _ in view.accounts})
+            warnings.append(
+                {
+                    "severity": "warning",
+                    "resource": None,
+                    "message": f"{view.name} ({what}) still manages {len(view.accounts)} account setting(s) of "
+                    f"{len(accounts)} account(s) ({', '.join(accounts[:5])}{', ...' if len(accounts) > 5 else ''}); "
+                    f"this preview of {self.count} shards plans them as new. Move them with their state first: "
+                    f"pipelines/shards reshard --stack {self.base} --shards {self.count}",
+                }
+            )
+        return errors, warnings
+
+
+def _count_of(name: str) -> int | None:
+    found = SHARD_STACK.fullmatch(name)
+    return int(found["count"]) if found else None
+
+
+def _inline(config: Mapping[str, Any]) -> list[str]:
+    return [f"{NAMESPACE}:{key}" for key in FLEET_KEYS if f"{NAMESPACE}:{key}" in config]
+
+
+def fleet_source_problems(
+    base: str,
+    count: int,
+    base_config: Mapping[str, Any],
+    shard_views: Sequence[StackView],
+    read_text: Callable[[str], str],
+) -> list[dict[str, Any]]:
+    """Every way the shard stacks would not read the fleet from where `base` keeps it. Pure but for `read_text`.
+
+    The fleet has one source: the file named by `base`'s fleetFile, which every shard stack names too
+    and reads at every run. An inline fleet is refused (`shards init` would copy it into every shard
+    stack once, and later edits of `base`'s config would reach none); so is a shard stack with a fleet
+    of its own (inline, or another file), and each account it declares that hashes into another shard
+    is named with the shard it belongs to.
+    """
+    problems: list[dict[str, Any]] = []
+    file_key = f"{NAMESPACE}:{FLEET_FILE}"
+    source = base_config.get(file_key)
+    inline = _inline(base_config)
+    if inline:
+        problems.append(
+            error(
+                "configuration",
+                f"{base}'s fleet is inline in its stack config ({', '.join(inline)}): a sharded fleet is read from a "
+                "file, so that every shard stack reads the one the fleet's stack names, at every run",
+                f"move those keys, without the `{NAMESPACE}:` prefix, into fleets/{base}.yaml; then `pulumi config "
+                f"set {file_key} fleets/{base}.yaml --stack {base}` and `pulumi config rm` each of them (in every "
+                f"shard stack too), and run pipelines/shards init --stack {base} --shards {count}",
+            )
+        )
+    elif not isinstance(source, str) or not source:
+        problems.append(
+            error(
+                "configuration",
+                f"{base} names no fleet file ({file_key}), so its shard stacks have no fleet to read",
+                f"pulumi config set {file_key} fleets/{base}.yaml --stack {base} (the fleet's YAML file, relative to "
+                "the project)",
+            )
+        )
+    for view in shard_views:
+        found = SHARD_STACK.fullmatch(view.name)
+        shard = Shard(int(found["index"]), int(found["count"])) if found else None
+        own_inline = _inline(view.config)
+        own_file = view.config.get(file_key)
+        if not own_inline and own_file == source:
+            continue
+        if own_inline:
+            where = "inline in its stack config"
+            fix = f"pulumi config rm each of {', '.join(own_inline)} --stack {view.name}" + (
+                f", then pulumi config set {file_key} {source} --stack {view.name}" if isinstance(source, str) else ""
+            )
+        else:
+            where = f"from {own_file}" if own_file else "from nowhere (no fleetFile)"
+            fix = f"pulumi config set {file_key} {source} --stack {view.name}" if isinstance(source, str) else ""
+        problems.append(
+            error(
+                "configuration",
+                f"{view.name} reads its fleet {where}, not from {source or 'the file'} that {base} names: a sharded "
+                "fleet has one source",
+                (fix + "; put its accounts in that file") if fix else f"name the fleet's file in {base} first",
+            )
+        )
+        if shard is None:
+            continue
+        own = {k.split(":", 1)[1]: v for k, v in view.config.items() if k.startswith(f"{NAMESPACE}:")}
+        own.pop(SHARD, None)  # read the fleet as an unsharded stack would: every account it declares
+        try:
+            entries = fleet_from_stack_config(own, read_text, namespace=NAMESPACE)
+        except (FleetConfigError, OSError):
+            continue  # the shard's own preview reports what is wrong with it
+        region = str(view.config.get("sendgrid:region") or "global")
+        misplaced = {}
+        for entry in entries:
+            key = account_key(entry.region or region, entry.on_behalf_of)
+            if (home := shard_of(key, shard.count)) != shard.index:
+                misplaced[key] = home
+        for key, home in sorted(misplaced.items()):
+            belongs = Shard(home, shard.count)
+            problems.append(
+                error(
+                    "configuration",
+                    f"{view.name} declares {key} ({where}), which belongs to shard {belongs} "
+                    f"({shard_stack(base, belongs)}): its preview would leave it out, and no stack would manage it",
+                    f"declare it in {source or 'the fleet file'}, the fleet's one source: each account goes to the "
+                    "stack of its shard",
+                    account=key,
+                )
+            )
+    return problems
 
 
 def _run_shard(fleet: Fleet, command: str, shard: Shard, lock: threading.Lock) -> dict[str, Any]:
@@ -371,6 +553,9 @@ def init(fleet: Fleet) -> list[str]:
             f"create it first (pulumi stack init {fleet.base}), with the fleet's config",
             kind="stack",
         )
+    refused = fleet_source_problems(fleet.base, fleet.count, fleet.config(fleet.base), [], lambda path: "")
+    if refused:  # nothing is created from a fleet the shard stacks could not read from its one source
+        raise PipelineError(refused[0]["message"], refused[0]["hint"], kind="configuration")
     created = []
     for shard in shards_of(fleet.count):
         name = shard_stack(fleet.base, shard)
@@ -488,8 +673,8 @@ def reshard(fleet: Fleet) -> list[str]:
     """
     stacks = fleet.stacks()
     mover = _Mover(fleet)
-    old = [n for n in stacks if (m := _SHARD_STACK.fullmatch(n)) is not None and int(m["count"]) != fleet.count]
-    counts = {int(m["count"]) for n in old if (m := _SHARD_STACK.fullmatch(n)) is not None}
+    old = [n for n in stacks if (m := SHARD_STACK.fullmatch(n)) is not None and int(m["count"]) != fleet.count]
+    counts = {int(m["count"]) for n in old if (m := SHARD_STACK.fullmatch(n)) is not None}
     if fleet.base in stacks and any(_account_of(r) for r in _resources(mover.export(fleet.base))):
         old.insert(0, fleet.base)  # sharding a fleet its own stack managed until now
     if not old:
@@ -587,8 +772,7 @@ def main(argv: list[str] | None = None, *, runner: Callable[..., Any] = run_shar
     try:
         args = _parser().parse_args(argv)
         stack = stack_name(args.stack)
-        env = _with_engine_on_path({**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_RUN_PROGRAM": "true"})
-        fleet = Fleet(project_path(args.project_dir), stack, args.shards, env)
+        fleet = Fleet(project_path(args.project_dir), stack, args.shards, engine_env())
         output = Output(args.format, args.markdown_file)
         return _main(fleet, args.command, args.jobs or args.shards, output, project, runner)
     except Exception as exc:  # a bad input or a bug here: either way the documented output
@@ -632,7 +816,27 @@ def _main(
                 output,
             )
             return EXIT_ERROR
+    warnings: list[dict[str, Any]] = []
+    if command in ("preview", "drift-check"):
+        problems, warnings = fleet.preview_checks()
+        for warning in warnings:
+            print(f"warning: {warning['message']}", file=sys.stderr)
+        if problems:  # a shard reading another fleet would plan what the fleet does not say
+            emit(
+                payload(
+                    command,
+                    fleet.base,
+                    "sendgrid",
+                    exit_code=EXIT_ERROR,
+                    project=project,
+                    errors=problems,
+                    diagnostics=warnings,
+                ),
+                output,
+            )
+            return EXIT_ERROR
     out = combine(command, fleet.base, fleet.count, runner(fleet, command, jobs), project)
+    out["diagnostics"] = warnings + out["diagnostics"]
     if command == "deploy":
         after, _ = fleet.check()
         if after:

@@ -187,3 +187,39 @@ def test_the_shard_matrix_lists_every_shard_of_the_count() -> None:
     gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
     assert gitlab["shards-deploy"]["parallel"] == int(gitlab[".sharded"]["variables"]["SHARDS"])
     assert "$SHARDED_STACK-shard-$CI_NODE_INDEX-of-$CI_NODE_TOTAL" in gitlab["shards-deploy"]["script"][0]
+
+
+def test_a_sharded_stack_is_deployed_through_its_shards_only_on_github() -> None:
+    """The stack SHARDED_STACK names is left out of the `pipeline` matrix; the shards-* jobs run only then."""
+    github = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
+    pipeline = github["jobs"]["pipeline"]
+    assert pipeline["strategy"]["matrix"]["exclude"] == [{"stack": "${{ vars.SHARDED_STACK }}"}]
+    plain = {
+        name
+        for name, job in github["jobs"].items()
+        if re.search(r"pipelines/(preview|deploy|drift-check) ", json.dumps(job["steps"]))
+    }
+    assert plain == {"pipeline", "shards-deploy"}
+    assert '--stack \\"$STACK-shard-${{ matrix.shard }}-of-$SHARDS\\"' in json.dumps(github["jobs"]["shards-deploy"])
+    sharded = [name for name in github["jobs"] if name.startswith("shards-")]
+    assert sharded == ["shards-preview", "shards-check", "shards-deploy", "shards-check-after"]
+    assert "vars.SHARDED_STACK != ''" in github["jobs"]["shards-preview"]["if"]
+    assert "vars.SHARDED_STACK != ''" in github["jobs"]["shards-check"]["if"]  # the others need it
+
+
+def test_a_sharded_stack_is_deployed_through_its_shards_only_on_gitlab() -> None:
+    gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
+    never = {"if": "$SHARDED_STACK && $STACK == $SHARDED_STACK", "when": "never"}
+    plain = [
+        name
+        for name, job in gitlab.items()
+        if isinstance(job, dict)
+        and re.search(
+            r'pipelines/(preview|deploy|drift-check) --stack ("\$STACK"|dev|prod) ', " ".join(job.get("script", []))
+        )
+    ]
+    assert sorted(plain) == ["deploy-dev", "deploy-prod", "drift-check", "preview"]
+    for name in plain:
+        assert gitlab[name]["rules"][0] == never, name
+    assert "-shard-$CI_NODE_INDEX-of-" in gitlab["shards-deploy"]["script"][0]
+    assert gitlab["shards-preview"]["stage"] == "preview"

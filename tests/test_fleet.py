@@ -1125,3 +1125,60 @@ def test_the_repositorys_fleets_use_the_other_settings(stack: str) -> None:
     # Campaign attribution: one newsletter sender with utm parameters.
     (ga,) = by_setting["google_analytics"].values()
     assert ga.values["enabled"] is True and {"utm_source", "utm_medium", "utm_campaign"} <= set(ga.values)
+
+
+def test_one_username_in_both_regions_is_two_accounts() -> None:
+    text = (
+        "defaults: {open: {enabled: false}}\n"
+        "subusers:\n"
+        "  - {username: alice, region: eu, click: {enabled: true}}\n"
+        "  - {username: alice, region: global, click: {enabled: false}}\n"
+        '  - {accountId: "42", region: global}\n'
+        '  - {accountId: "42", region: eu}\n'
+    )
+    entries = parse_fleet(load_fleet_yaml(text, "fleet.yaml"))
+    assert [(e.name, e.setting, e.on_behalf_of, e.region, dict(e.values)) for e in entries] == [
+        ("eu-subuser-alice", "click", "alice", "eu", {"enabled": True}),
+        ("open-eu-subuser-alice", "open", "alice", "eu", {"enabled": False}),
+        ("subuser-alice", "click", "alice", "global", {"enabled": False}),
+        ("open-subuser-alice", "open", "alice", "global", {"enabled": False}),
+        ("open-account-42", "open", "account-id 42", "global", {"enabled": False}),
+        ("open-eu-account-42", "open", "account-id 42", "eu", {"enabled": False}),
+    ]
+    assert len({e.name for e in entries}) == len(entries)
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [(None, None), (None, "eu"), ("eu", None), ("eu", "eu"), ("global", "global")],
+)
+def test_one_username_twice_in_one_region_or_without_regions_is_refused(regions: tuple[str | None, str | None]) -> None:
+    """Without a region each, the two entries may be one account (the stack's region is not known here)."""
+    subusers = [{"username": "alice", "click": {"enabled": True}, **({"region": r} if r else {})} for r in regions]
+    with pytest.raises(FleetConfigError) as info:
+        parse_fleet({"subusers": subusers})
+    assert info.value.problems == [
+        "subusers[1]: 'alice' is already configured at subusers[0]; remove one (the same name in both regions is "
+        "two accounts: give each its region, region: global and region: eu)"
+    ]
+
+
+def test_a_third_entry_of_a_name_in_both_regions_is_refused() -> None:
+    subusers = [{"username": "a", "region": r, "click": {"enabled": True}} for r in ("global", "eu")]
+    with pytest.raises(FleetConfigError) as info:
+        parse_fleet({"subusers": [*subusers, {"username": "a", "click": {"enabled": True}}]})
+    assert [p.split(";")[0] for p in info.value.problems] == ["subusers[2]: 'a' is already configured at subusers[0]"]
+
+
+def test_a_shard_stack_refuses_an_inline_fleet() -> None:
+    source, problems = config_problems({"shard": "2/4", "subusers": json.dumps([{"username": "a", "enabled": True}])})
+    assert source == "stack config"
+    assert problems == [
+        "sendgrid-click-tracking:shard is set, and the fleet is inline in this stack's config "
+        "(sendgrid-click-tracking:subusers): a shard stack reads the fleet from the file its fleet's stack names "
+        "(sendgrid-click-tracking:fleetFile), so that an edit reaches every shard at its next run. Remove these keys "
+        "from this stack (pulumi config rm), put the fleet in a file, and set sendgrid-click-tracking:fleetFile to it "
+        "in the fleet's stack and in each shard stack"
+    ]
+    fleet = "subusers:\n  - {username: a, enabled: true}\n"
+    assert [e.name for e in from_config({"shard": "2/4", "fleetFile": "f.yaml"}, {"f.yaml": fleet})] == ["subuser-a"]

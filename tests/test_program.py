@@ -1,7 +1,8 @@
 """The resources a program declares, under Pulumi's mocks (no engine): engine names, one owner, the ledger.
 
 The mocks see what the program registers (type, name, inputs), not the resource options: those are
-covered through the real engine (tests/e2e/test_originals.py, test_ownership.py).
+covered through the real engine (tests/e2e/test_originals.py, test_ownership.py). A user's suite under
+mocks, in a process of its own: tests/test_mocks.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Recorder(pulumi.runtime.Mocks):
 @pytest.fixture
 def mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     monkeypatch.setattr(stack_config, "_checked", True)  # the stack config is tested on its own
-    monkeypatch.setattr(resources, "_RUNS", {})  # each test is a program run of its own
+    monkeypatch.setattr(resources, "_RUN_WITHOUT_ROOT", [])  # each test is a program run of its own
     recorder = Recorder()
     pulumi.runtime.set_mocks(recorder, preview=False)
     yield recorder

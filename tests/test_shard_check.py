@@ -11,7 +11,7 @@ from pulumi_sendgrid_tracking.shards import Shard, shard_of
 
 from pipelines import markdown
 from pipelines.output import payload
-from pipelines.shards import StackView, check, combine, main, view_of
+from pipelines.shards import Fleet, StackView, check, combine, fleet_source_problems, main, view_of
 from tools.pulumi_project import ROOT
 
 SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "pipelines" / "output.schema.json").read_text()))
@@ -148,3 +148,129 @@ def test_bad_arguments_give_the_documented_output(
     data = json.loads(capsys.readouterr().out)
     assert not list(SCHEMA.iter_errors(data))
     assert data["command"] == "deploy" and data["errors"][0]["message"] == message
+
+
+# -- the fleet's one source ------------------------------------------------------------------------------
+
+NS = "sendgrid-click-tracking"
+FILES = {
+    "fleets/prod.yaml": "subusers:\n  - {username: alice, enabled: true}\n",
+    "fleets/extra.yaml": "subusers:\n"
+    + "".join(f"  - {{username: {name}, enabled: true}}\n" for name in ("alice", "bob", "dave", "erin")),
+}
+
+
+def configured(index: int, count: int, **config: Any) -> StackView:
+    return StackView(
+        f"prod-shard-{index}-of-{count}", f"{index}/{count}", config={f"{NS}:shard": f"{index}/{count}", **config}
+    )
+
+
+def test_every_shard_reading_the_fleets_file_is_one_source() -> None:
+    views = [configured(i, 2, **{f"{NS}:fleetFile": "fleets/prod.yaml"}) for i in (1, 2)]
+    assert fleet_source_problems("prod", 2, {f"{NS}:fleetFile": "fleets/prod.yaml"}, views, FILES.__getitem__) == []
+
+
+def test_an_inline_fleet_is_refused_for_sharding_with_the_fix() -> None:
+    problems = fleet_source_problems("prod", 4, {f"{NS}:subusers": "[]", f"{NS}:parent": "{}"}, [], FILES.__getitem__)
+    assert [(p["message"], p["hint"]) for p in problems] == [
+        (
+            "prod's fleet is inline in its stack config (sendgrid-click-tracking:parent, "
+            "sendgrid-click-tracking:subusers): a sharded fleet is read from a file, so that every shard stack reads "
+            "the one the fleet's stack names, at every run",
+            "move those keys, without the `sendgrid-click-tracking:` prefix, into fleets/prod.yaml; then `pulumi "
+            "config set sendgrid-click-tracking:fleetFile fleets/prod.yaml --stack prod` and `pulumi config rm` each "
+            "of them (in every shard stack too), and run pipelines/shards init --stack prod --shards 4",
+        )
+    ]
+
+
+def test_an_account_declared_in_a_shard_it_does_not_hash_into_names_its_shard() -> None:
+    """A shard stack pointed at a file of its own: the file is not the fleet's, and each of its accounts that
+    belongs to another shard is named with that shard."""
+    views = [
+        configured(1, 2, **{f"{NS}:fleetFile": "fleets/prod.yaml"}),
+        configured(2, 2, **{f"{NS}:fleetFile": "fleets/extra.yaml"}),
+    ]
+    problems = fleet_source_problems("prod", 2, {f"{NS}:fleetFile": "fleets/prod.yaml"}, views, FILES.__getitem__)
+    elsewhere = sorted(a for a in ("global/alice", "global/bob", "global/dave", "global/erin") if shard_of(a, 2) == 1)
+    assert elsewhere  # the test means something: some of them hash into shard 1
+    assert messages(problems) == [
+        "prod-shard-2-of-2 reads its fleet from fleets/extra.yaml, not from fleets/prod.yaml that prod names: a "
+        "sharded fleet has one source",
+        *(
+            f"prod-shard-2-of-2 declares {a} (from fleets/extra.yaml), which belongs to shard 1/2 (prod-shard-1-of-2): "
+            "its preview would leave it out, and no stack would manage it"
+            for a in elsewhere
+        ),
+    ]
+    assert problems[0]["hint"] == (
+        "pulumi config set sendgrid-click-tracking:fleetFile fleets/prod.yaml --stack prod-shard-2-of-2; "
+        "put its accounts in that file"
+    )
+    assert [p["account"] for p in problems[1:]] == elsewhere
+
+
+def test_a_shard_with_an_inline_fleet_of_its_own() -> None:
+    inline = json.dumps([{"username": "bob", "enabled": True}])
+    home = shard_of("global/bob", 2)
+    views = [configured(3 - home, 2, **{f"{NS}:subusers": inline})]
+    problems = fleet_source_problems("prod", 2, {f"{NS}:fleetFile": "fleets/prod.yaml"}, views, FILES.__getitem__)
+    assert messages(problems) == [
+        f"prod-shard-{3 - home}-of-2 reads its fleet inline in its stack config, not from fleets/prod.yaml that "
+        "prod names: a sharded fleet has one source",
+        f"prod-shard-{3 - home}-of-2 declares global/bob (inline in its stack config), which belongs to shard "
+        f"{home}/2 (prod-shard-{home}-of-2): its preview would leave it out, and no stack would manage it",
+    ]
+
+
+class StubFleet(Fleet):
+    """A Fleet whose stacks, configs and states are given, not read with pulumi."""
+
+    def __init__(self, stacks: dict[str, tuple[dict[str, Any], list[str]]]) -> None:
+        super().__init__(ROOT, "prod", 2, {})
+        self.given = stacks
+        self.read: list[str] = []
+
+    def stacks(self) -> list[str]:
+        return sorted(self.given)
+
+    def config(self, name: str) -> dict[str, Any]:
+        self.read.append(f"config {name}")
+        return self.given[name][0]
+
+    def export(self, name: str) -> dict[str, Any]:
+        self.read.append(f"export {name}")
+        resources = [
+            {
+                "urn": f"urn:pulumi:{name}::p::pulumi-python:dynamic/sendgrid:ClickTracking::click-{a}",
+                "type": "pulumi-python:dynamic/sendgrid:ClickTracking",
+                "outputs": {"__provider": "x", "region": a.split("/")[0], "on_behalf_of": a.partition("/")[2] or None},
+            }
+            for a in self.given[name][1]
+        ]
+        return {"deployment": {"resources": resources}}
+
+
+def test_a_preview_warns_of_accounts_the_fleets_stack_or_another_count_still_holds() -> None:
+    source = {f"{NS}:fleetFile": "fleets/prod.yaml"}
+    fleet = StubFleet(
+        {
+            "prod": (source, ["global/alice"]),
+            "prod-shard-1-of-2": ({**source, f"{NS}:shard": "1/2"}, []),
+            "prod-shard-2-of-2": ({**source, f"{NS}:shard": "2/2"}, []),
+            "prod-shard-1-of-3": ({**source, f"{NS}:shard": "1/3"}, ["global/bob", "eu/carol"]),
+        }
+    )
+    errors, warnings = fleet.preview_checks()
+    assert errors == []
+    assert [w["message"] for w in warnings] == [
+        "prod (the fleet's own stack) still manages 1 account setting(s) of 1 account(s) (global/alice); this "
+        "preview of 2 shards plans them as new. Move them with their state first: pipelines/shards reshard "
+        "--stack prod --shards 2",
+        "prod-shard-1-of-3 (a shard stack of 3) still manages 2 account setting(s) of 2 account(s) (eu/carol, "
+        "global/bob); this preview of 2 shards plans them as new. Move them with their state first: "
+        "pipelines/shards reshard --stack prod --shards 2",
+    ]
+    # The stacks of this count: their config only (their states are the shards' own previews' to read).
+    assert "export prod-shard-1-of-2" not in fleet.read and "config prod-shard-1-of-3" not in fleet.read

@@ -20,11 +20,22 @@ read -r _ eu_base_url <&"${EMULATOR[0]}"
 export SENDGRID_BASE_URL="$base_url" SENDGRID_EU_BASE_URL="$eu_base_url"
 echo "demo: emulator at $base_url (EU at $eu_base_url); state in $state"
 
-pulumi stack select --create dev --non-interactive >/dev/null
-pulumi up --yes --non-interactive --suppress-progress
+# Each pulumi command under a timeout (as in pipelines/common.py): a stuck one ends the demo, named.
+bounded() {
+  local limit=$1; shift
+  timeout --kill-after=5 "$limit" pulumi "$@" || {
+    status=$?
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+      echo "demo: \`pulumi $*\` did not finish in $limit s, so it was stopped; check .pulumi-state/ and run make demo again" >&2
+    fi
+    return "$status"
+  }
+}
+bounded 300 stack select --create dev --non-interactive >/dev/null
+bounded 3600 up --yes --non-interactive --suppress-progress
 echo
 echo "demo: stack outputs"
-pulumi stack output --json
+bounded 300 stack output --json
 echo
 echo "demo: the emulator's tracking settings after the run (enabled or not; stack dev manages the parent,"
 echo "      alice, bob and carol; the others are stack prod's: pipelines/deploy --emulator --stack prod)"

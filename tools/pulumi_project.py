@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator
 
+from pipelines.common import run_pulumi
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "e2e-test-passphrase"  # noqa: S105 - a throwaway local stack's passphrase
 PROJECT = "sendgrid-click-tracking"
@@ -110,7 +112,9 @@ class PulumiProject:
     def run(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        result = self.exec(["pulumi", *args, "--non-interactive"], env)
+        # The pipelines' runner: under a timeout (the engine test's bound), and safe on the PostgreSQL backend.
+        result = run_pulumi([*args, "--non-interactive"], cwd=self.dir, env={**self.env, **(env or {})}, timeout=600)
+        self.outputs.append(result.stdout + result.stderr)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"pulumi {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"

@@ -22,6 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from pipelines.common import PipelineError, run_pulumi
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["tests/reliability", "tests/e2e/test_reliability.py", "tests/e2e/test_stateful.py"]
 STATEFUL_SUITE = "tests/e2e/test_stateful.py"
@@ -391,7 +393,10 @@ def main(argv: list[str]) -> int:
         code = run_pytest(SUITES, results_file)
         lines = results_file.read_text().splitlines() if results_file.exists() else []
     results = [json.loads(line) for line in lines]
-    version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=False).stdout.strip()
+    try:
+        version = run_pulumi(["version"], env=os.environ, timeout=60).stdout.strip()
+    except (OSError, PipelineError):
+        version = ""
     DOC.parent.mkdir(exist_ok=True)
     from tools.mutants import FIGURES, replace_section
 

@@ -33,6 +33,11 @@ Rules:
 - Resource names: click tracking keeps `parent`, `subuser-<username>` and `account-<id>`; the other
   settings put their name in front: `open-subuser-alice`, `subscription-parent`,
   `google-analytics-account-42`. No username can make two of them equal.
+- One username (or account ID) may be listed twice, once with `region: global` and once with
+  `region: eu`: two accounts. The eu one's names get `eu-` in front of the account part
+  (`eu-subuser-alice`, `open-eu-subuser-alice`); no other name starts so.
+- A shard stack (`shard` in its config) reads the fleet from a file (`fleetFile`): inline, it would be
+  a copy that edits of the fleet's own stack never reach.
 """
 
 from __future__ import annotations
@@ -524,6 +529,19 @@ def _mapping(path: str, raw: Any, allowed: tuple[str, ...], problems: list[str])
     return raw
 
 
+def _in_both_regions(subusers: Any) -> set[str]:
+    """The on-behalf-of values (a username, `account-id 42`) listed once with `region: global` and once with
+    `region: eu`: two accounts, whose eu one takes resource names with `eu-` in front."""
+    regions: dict[str, set[str]] = {}
+    for item in subusers if isinstance(subusers, list) else []:
+        if not isinstance(item, Mapping) or item.get(REGION) not in ("global", "eu"):
+            continue
+        account = _account("", item, [])
+        if account is not None:
+            regions.setdefault(account[0], set()).add(str(item[REGION]))
+    return {who for who, found in regions.items() if len(found) == 2}
+
+
 def parse_fleet(
     config: Any, *, source: str | None = None, inline_prefix: str = "", problems: list[str] | None = None
 ) -> list[FleetEntry]:
@@ -584,7 +602,8 @@ def parse_fleet(
     elif not isinstance(subusers, list):
         problems.append(f"subusers: expected a list, got {_describe(subusers)}")
         subusers = []
-    seen: dict[str, str] = {}
+    seen: dict[str, list[tuple[Any, str]]] = {}  # on-behalf-of → (the region given, path) of each entry
+    both = _in_both_regions(subusers)
     for index, item in enumerate(subusers):
         path = f"subusers[{index}]"
         listed.append(path)
@@ -595,10 +614,17 @@ def parse_fleet(
         if account is None:
             continue
         on_behalf_of = account[0]
-        if on_behalf_of in seen:
-            problems.append(f"{path}: {on_behalf_of!r} is already configured at {seen[on_behalf_of]}; remove one")
+        region = raw.get(REGION)
+        earlier = seen.setdefault(on_behalf_of, [])
+        if earlier and (on_behalf_of not in both or region is None or any(g in (None, region) for g, _ in earlier)):
+            problems.append(
+                f"{path}: {on_behalf_of!r} is already configured at {earlier[0][1]}; remove one (the same name in "
+                "both regions is two accounts: give each its region, region: global and region: eu)"
+            )
             continue
-        seen[on_behalf_of] = path
+        earlier.append((region, path))
+        if on_behalf_of in both and region == "eu":
+            account = (on_behalf_of, f"eu-{account[1]}")  # `eu-subuser-alice`: beside the global `subuser-alice`
         entries += _settings(path, raw, account, defaults, problems)
 
     if manage_nothing is True and listed:
@@ -654,6 +680,17 @@ def fleet_from_stack_config(
                     f"no fleet configured: set {prefix}{FLEET_FILE} to a fleet file, or {prefix}parent and/or "
                     f"{prefix}subusers; to manage no account on purpose, {prefix}{MANAGE_NOTHING}: true "
                     "(check the spelling of the keys)"
+                ],
+                "stack config",
+            )
+        if SHARD in values:
+            raise FleetConfigError(
+                [
+                    f"{prefix}{SHARD} is set, and the fleet is inline in this stack's config "
+                    f"({', '.join(prefix + key for key in inline)}): a shard stack reads the fleet from the file its "
+                    f"fleet's stack names ({prefix}{FLEET_FILE}), so that an edit reaches every shard at its next run. "
+                    f"Remove these keys from this stack (pulumi config rm), put the fleet in a file, and set "
+                    f"{prefix}{FLEET_FILE} to it in the fleet's stack and in each shard stack"
                 ],
                 "stack config",
             )

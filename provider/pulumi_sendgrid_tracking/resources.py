@@ -11,12 +11,13 @@ import asyncio
 import os
 import pickle
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pulumi
 from pulumi.dynamic import Resource, ResourceProvider
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import get_monitor, get_root_resource
 
 from . import config as config_mod
 from .errors import ConfigurationError
@@ -134,15 +135,31 @@ class _ProgramRun:
         self._ready.set_result(ledger.entries)
 
 
-_RUNS: dict[int, _ProgramRun] = {}
+_RUNS: weakref.WeakKeyDictionary[Any, _ProgramRun] = weakref.WeakKeyDictionary()
+"""The run of each program (by its root stack resource: the Automation API may run several in a process)."""
+_RUN_WITHOUT_ROOT: list[_ProgramRun] = []
+
+
+def _under_mocks() -> bool:
+    """Whether the program runs under `pulumi.runtime.set_mocks` (a user's unit tests), not an engine."""
+    monitor = get_monitor()
+    return type(monitor).__name__ == "MockMonitor"
 
 
 def _program_run() -> _ProgramRun:
-    """This run's bookkeeping (a process may run several programs: the Automation API, tests)."""
+    """This run's bookkeeping (a process may run several programs: the Automation API, tests).
+
+    Under mocks, each test declares its resources after the previous test's ledger was declared: a closed
+    run is then followed by a new one (the mock monitor keeps no state to conflict with).
+    """
     root = get_root_resource()
-    run = _RUNS.get(id(root))
-    if run is None:
-        run = _RUNS[id(root)] = _ProgramRun()
+    run = _RUN_WITHOUT_ROOT[-1] if root is None and _RUN_WITHOUT_ROOT else None if root is None else _RUNS.get(root)
+    if run is None or (run.closed and _under_mocks()):
+        run = _ProgramRun()
+        if root is None:
+            _RUN_WITHOUT_ROOT[:] = [run]
+        else:
+            _RUNS[root] = run
     return run
 
 

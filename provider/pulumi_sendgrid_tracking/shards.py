@@ -25,6 +25,8 @@ SHARD_KEY = "shard"
 """The program namespace's key: `sendgrid-click-tracking:shard`."""
 MAX_SHARDS = 1024
 _FORM = re.compile(r"([0-9]+)/([0-9]+)")
+SHARD_STACK = re.compile(r"(?P<base>.+)-shard-(?P<index>[0-9]+)-of-(?P<count>[0-9]+)")
+"""The name of a shard stack, `<base>-shard-<index>-of-<count>` (pipelines/shards names them so)."""
 _JUMP_MULTIPLIER = 2862933555777941757
 _MASK_64 = (1 << 64) - 1
 

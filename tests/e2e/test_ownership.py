@@ -120,7 +120,11 @@ def test_failed_region_change_then_revert_leaves_live_and_state_in_step(project:
     assert project.api_log() == [("GET", "carol", None)]
     assert live(project, "carol", "eu") is True
     assert settings_in_state(project)["carol"]["original_enabled"] is False
+    assert ledger_in_state(project)["click/eu/carol"]["originals"] == {"enabled": True}  # read after the stack wrote
     in_step(project)
+    declare(project, {"name": "carol", "enabled": False, "on_behalf_of": "carol", "region": "eu"})
+    project.up()  # an update: the setting keeps the original it holds, never the ledger's later read
+    assert settings_in_state(project)["carol"]["original_enabled"] is False
 
     project.run("destroy", "--yes", "--skip-preview")
     assert live(project, "carol", "eu") is False  # back to the value from before the stack

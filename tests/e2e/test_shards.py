@@ -170,10 +170,12 @@ def test_a_fleet_in_three_shards(fleet_project: PulumiProject) -> None:
 
 def test_a_fleet_of_one_stack_moves_into_shards(project: PulumiProject) -> None:
     """A bad shard fails preview; then the stack's deployed fleet moves, with its state, into 2 shard stacks."""
-    project.set_fleet(
-        parent={"enabled": False},
-        subusers=[{"username": "alice", "enabled": False}, {"username": "carol", "region": "eu", "enabled": False}],
-    )
+    fleet = {
+        "parent": {"enabled": False},
+        "subusers": [{"username": "alice", "enabled": False}, {"username": "carol", "region": "eu", "enabled": False}],
+    }
+    (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet))  # a sharded fleet is read from a file
+    project.run("config", "set", f"{PROJECT}:fleetFile", "fleet.yaml")
     project.run("config", "set", f"{PROJECT}:shard", "0/3")
     result = project.run("preview", check=False)
     assert result.returncode != 0
