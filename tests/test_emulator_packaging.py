@@ -117,7 +117,7 @@ import os
 
 import pytest
 import requests
-from pulumi_sendgrid_tracking import ClickTrackingProvider
+from pulumi_sendgrid_tracking import ClickTrackingProvider, OriginalsProvider
 
 pytest_plugins = ["pulumi_sendgrid_tracking.emulator.pytest_plugin"]
 CLICK = "/v3/tracking_settings/click"
@@ -134,14 +134,20 @@ def test_a_fresh_emulator(sendgrid_emulator):
 def test_the_provider_talks_to_it_through_the_environment(sendgrid_emulator_env):
     sendgrid_emulator_env.state.add_subuser("eu", "carol")
     assert "leaky" not in sendgrid_emulator_env.state.snapshot()["global"]["subusers"]
+    # The stack's ledger reads carol first (her original), then the setting takes her over.
+    ledger = OriginalsProvider()
+    spec = {"setting": "click", "region": "eu", "on_behalf_of": "carol", "managed": ["enabled"]}
+    entries = ledger.create(ledger.check({}, {"accounts": {"click/eu/carol": spec}}).inputs).outs["entries"]
+    assert entries == {"click/eu/carol": {"originals": {"enabled": True}, "held": ["enabled"]}}
     provider = ClickTrackingProvider()
-    inputs = provider.check({}, {"enabled": False, "on_behalf_of": "carol", "region": "eu"}).inputs
-    created = provider.create(inputs)
+    news = {"enabled": False, "on_behalf_of": "carol", "region": "eu", "ledger": entries["click/eu/carol"]}
+    created = provider.create(provider.check({}, news).inputs)
     assert created.id == "eu/carol"
+    assert created.outs["original_enabled"] is True
     assert sendgrid_emulator_env.state.snapshot()["eu"]["subusers"]["carol"]["click"]["enabled"] is False
     log = sendgrid_emulator_env.state.request_log()
     sent = [(e["world"], e["method"], e["on_behalf_of"]) for e in log]
-    assert sent == [("eu", "GET", "carol"), ("eu", "PATCH", "carol")]
+    assert sent == [("eu", "GET", "carol"), ("eu", "PATCH", "carol")]  # the create reuses the ledger's read
 
 
 def test_plain_http_code_too(sendgrid_emulator_env):

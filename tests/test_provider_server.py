@@ -17,7 +17,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
-from pulumi_sendgrid_tracking import AdoptionProvider
+from pulumi_sendgrid_tracking import OriginalsProvider
 from pulumi_sendgrid_tracking.emulator import Emulator
 from pulumi_sendgrid_tracking.resources import _CLICK_PROVIDER
 
@@ -25,7 +25,9 @@ from .conftest import PROJECT, TEST_KEY
 from .test_singleton import CASES
 
 PICKLED = serialize_provider(_CLICK_PROVIDER)
-ADOPTION = serialize_provider(AdoptionProvider())
+LEDGER = serialize_provider(OriginalsProvider())
+HELD_ENABLED = {"originals": {"enabled": True}, "held": ["enabled"]}
+"""A ledger entry holding enabled's original."""
 
 
 def struct(props: dict[str, Any]) -> Any:
@@ -95,25 +97,19 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
     emulator.state.set_out_of_band("global", "alice", setting.name, case.answer())
     configure(server, emulator)
 
-    # The adoption record: checked, then created with one GET, sent nothing else.
-    record_news = {
-        "setting": setting.name,
-        "region": "global",
-        "on_behalf_of": "alice",
-        "on_delete": "restore",
-        "managed_fields": sorted(case.desired),
-        "observed": None,
-        "token": None,
-        "__provider": ADOPTION,
-    }
+    # The stack's ledger: checked, then created with one GET of the account, sent nothing else.
+    key = f"{setting.name}/global/alice"
+    managed = [f.name for f in setting.writable if f.name in case.desired]
+    accounts = {key: {"setting": setting.name, "region": "global", "on_behalf_of": "alice", "managed": managed}}
+    ledger_news = {"accounts": accounts, "entries": None, "__provider": LEDGER}
     checked = server.Check(
-        provider_pb2.CheckRequest(urn=urn("click/global/alice", "Adoption"), olds=struct({}), news=struct(record_news))
+        provider_pb2.CheckRequest(urn=urn("originals", "Originals"), olds=struct({}), news=struct(ledger_news))
     )
     assert list(checked.failures) == []
-    record = server.Create(provider_pb2.CreateRequest(urn=urn("r", "Adoption"), properties=checked.inputs))
-    record_outs = plain(record.properties)
-    assert record.id == f"{setting.name}/global/alice"
-    assert record_outs["observed"] == without_none(case.parsed())  # the engine's wire format drops nulls
+    ledger = server.Create(provider_pb2.CreateRequest(urn=urn("originals", "Originals"), properties=checked.inputs))
+    entries = plain(ledger.properties)["entries"]
+    assert ledger.id == "originals"
+    assert entries == {key: without_none(case.entry())}  # the engine's wire format drops nulls
 
     pickled = serialize_provider(case.provider())
     news = {
@@ -122,15 +118,17 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
         "on_behalf_of": "alice",
         "region": None,
         "on_delete": None,
-        "adoption": {"observed": record_outs["observed"], "token": record_outs["token"]},
+        "name": "x",
+        "ledger": entries[key],
         "__provider": pickled,
     }
-    check = server.Check(provider_pb2.CheckRequest(urn=urn("a", setting.resource), olds=struct({}), news=struct(news)))
+    setting_urn = urn("global/alice", setting.resource)
+    check = server.Check(provider_pb2.CheckRequest(urn=setting_urn, olds=struct({}), news=struct(news)))
     assert list(check.failures) == []
     inputs = plain(check.inputs)
-    assert inputs == {**case.inputs(on_behalf_of="alice"), "adoption": news["adoption"], "__provider": pickled}
+    assert inputs == {**case.inputs(on_behalf_of="alice", ledger=entries[key]), "__provider": pickled}
 
-    created = server.Create(provider_pb2.CreateRequest(urn=urn("a", setting.resource), properties=struct(inputs)))
+    created = server.Create(provider_pb2.CreateRequest(urn=setting_urn, properties=struct(inputs)))
     assert created.id == "global/alice"
     outs = plain(created.properties)
     expected = case.outputs(live={**case.live, **case.desired}, on_behalf_of="alice")
@@ -148,18 +146,20 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
     )
     assert plain(updated.properties)["enabled"] is case.desired["enabled"]
 
-    # `pulumi destroy` is another run, with a provider process of its own.
+    # `pulumi destroy` is another run, with a provider process of its own: the setting reads its account and
+    # puts its own originals back; the ledger (deleted after it) sends nothing.
     with serve(tmp_path) as destroy:
         configure(destroy, emulator)
-        # The setting hands its recorded values over and sends nothing; its record gives the account back.
-        destroy.Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn("a"), properties=updated.properties))
-        assert [e["method"] for e in emulator.state.request_log()][-1] == "PATCH"  # the update's, no new one
-        destroy.Delete(provider_pb2.DeleteRequest(id=record.id, urn=urn("r", "Adoption"), properties=record.properties))
+        destroy.Delete(provider_pb2.DeleteRequest(id=created.id, urn=setting_urn, properties=updated.properties))
+        sent = len(emulator.state.request_log())
+        destroy.Delete(
+            provider_pb2.DeleteRequest(id=ledger.id, urn=urn("originals", "Originals"), properties=ledger.properties)
+        )
+        assert len(emulator.state.request_log()) == sent
     live = emulator.state.snapshot()["global"]["subusers"]["alice"][setting.name]
     assert {k: "" if live.get(k) is None else live[k] for k in case.desired} == case.originals()  # "" clears url
 
-    # Diff is local. (After the delete: a diff claims the account for the run, and a resource of the
-    # program that claims an account is not restored by a delete in the same run.)
+    # Diff is local.
     def diff(news: dict[str, Any]) -> Any:
         return server.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn("a"), olds=struct(outs), news=struct(news)))
 
@@ -168,16 +168,17 @@ def test_full_lifecycle_over_grpc(server: Any, emulator: Emulator, name: str, tm
     flipped = diff({**inputs, "enabled": not case.desired["enabled"]})
     assert (flipped.changes, list(flipped.replaces)) == (provider_pb2.DiffResponse.DIFF_SOME, [])
     moved = diff({**inputs, "on_behalf_of": "bob"})
-    assert list(moved.replaces) == ["on_behalf_of"] and not moved.deleteBeforeReplace
+    assert list(moved.replaces) == ["on_behalf_of"] and moved.deleteBeforeReplace  # the old account goes first
 
     log = [(e["method"], e["on_behalf_of"], e["body"]) for e in emulator.state.request_log()]
     restore = case.restore_body()
     assert log == [
-        ("GET", "alice", None),  # the adoption record reads once
+        ("GET", "alice", None),  # the ledger reads once
         ("PATCH", "alice", case.differing()),  # create sets the differing managed fields, with no second GET
         ("GET", "alice", None),  # read (refresh)
         ("PATCH", "alice", {"enabled": case.desired["enabled"]}),  # update puts back what drifted
-        ("PATCH", "alice", restore),  # delete restores the managed fields
+        ("GET", "alice", None),  # delete reads the account (another process: nothing is known of it)
+        ("PATCH", "alice", restore),  # and restores the managed fields
     ]
 
 
@@ -197,7 +198,14 @@ def test_check_failure_travels_over_grpc(server: Any, emulator: Emulator) -> Non
 
 def test_errors_reach_the_engine_without_the_key(server: Any, emulator: Emulator) -> None:
     configure(server, emulator, key="SG.wrong-test-key")
-    props = {"enabled": True, "on_behalf_of": None, "region": "global", "on_delete": "restore", "__provider": PICKLED}
+    props = {
+        "enabled": True,
+        "on_behalf_of": None,
+        "region": "global",
+        "on_delete": "restore",
+        "ledger": HELD_ENABLED,
+        "__provider": PICKLED,
+    }
     with pytest.raises(grpc.RpcError) as info:
         server.Create(provider_pb2.CreateRequest(urn=urn("p"), properties=struct(props)))
     details = info.value.details()
@@ -218,6 +226,7 @@ def test_four_handler_threads_on_one_instance(server: Any, emulator: Emulator) -
             "on_behalf_of": name,
             "region": "global",
             "on_delete": "restore",
+            "ledger": HELD_ENABLED,
             "__provider": PICKLED,
         }
         return str(server.Create(provider_pb2.CreateRequest(urn=urn(name), properties=struct(props))).id)

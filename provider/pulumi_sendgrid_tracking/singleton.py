@@ -206,8 +206,10 @@ class _RunHints:
             return key in self._declared
 
     def gave_back(self, key: str) -> None:
+        """The account was given back: what the ledger read before is stale (a replacement creates it next)."""
         with self._lock:
             self._given_back.add(key)
+            self._fresh.pop(key, None)
 
     def given_back(self, key: str) -> bool:
         with self._lock:
@@ -411,15 +413,19 @@ class OriginalsLogic(_SendGridProvider):
         if not isinstance(accounts, dict):
             failures.append(CheckFailure(self.INPUT, "accounts must be a mapping of setting keys"))
             return CheckResult({}, failures)
-        for key, spec in accounts.items():
-            if not isinstance(spec, dict) or _is_unknown(spec):
+        for key, given in accounts.items():
+            if _is_unknown(given):
                 continue
+            spec = given if isinstance(given, dict) else {}
             setting = SETTINGS.get(str(spec.get("setting")))
             region = spec.get("region")
+            managed = spec.get("managed")
             if (
                 setting is None
                 or not isinstance(region, str)
                 or setting_key(setting.name, region, spec.get("on_behalf_of")) != key
+                or not isinstance(managed, list)
+                or not set(managed) <= {f.name for f in setting.writable}
             ):
                 failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not describe that account setting"))
         RUN.declare(key for key in accounts if isinstance(key, str))

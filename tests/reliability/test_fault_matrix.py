@@ -1,7 +1,8 @@
 """Issue 5: every fault kind x every operation x every setting, transient and persistent, at the handler level.
 
 The settings' fixtures are `CASES` of tests/test_singleton.py (built from the setting descriptions):
-subuser alice holds `case.live`; the stack wants `case.desired` (its managed fields).
+subuser alice holds `case.live`; the stack wants `case.desired` (its managed fields), and its originals are
+in the stack's ledger (the setting's `ledger` input) or, once taken over, in the setting's own outputs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pulumi_sendgrid_tracking import AdoptionProvider, errors
+from pulumi_sendgrid_tracking import errors
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
 from pulumi_sendgrid_tracking.singleton import SettingProvider
 
@@ -35,7 +36,8 @@ PERSISTENT_ERRORS: dict[str, type[errors.SendGridError]] = {
     "malformed": errors.MalformedResponseError,
 }
 TARGET = {"create": "PATCH", "read": "GET", "update": "PATCH", "delete": "PATCH"}
-"""The request each operation's fault hits (create GETs first, then PATCHes)."""
+"""The request each operation's fault hits (create and delete GET first, then PATCH)."""
+READS_FIRST = {"create", "delete"}
 
 
 @pytest.fixture(scope="module")
@@ -99,29 +101,15 @@ def expected(case: Case, op: str) -> dict[str, Any]:
 
 
 def run(op: str, case: Case, provider: SettingProvider) -> Any:
-    """One handler call. create reads first (no adoption record of this run); delete restores."""
+    """One handler call. create reads first (the ledger did not read in this process); delete restores."""
     if op == "create":
         return provider.create(case.inputs(on_behalf_of="alice"))
     if op == "read":  # the state records the stack's values; SendGrid holds the ones found
         return provider.read("global/alice", case.outputs(live=applied(case), on_behalf_of="alice"))
     if op == "update":
         return provider.update("global/alice", case.outputs(on_behalf_of="alice"), case.inputs(on_behalf_of="alice"))
-    # The account is given up: the setting hands its values over (no request), then its adoption record
-    # (served by the same provider process) gives the account back.
+    # The account is given up: the setting reads it and puts its own originals back.
     provider.delete("global/alice", case.outputs(live=applied(case), on_behalf_of="alice"))
-    record = configured({k: v for k, v in provider._stack_config.items() if v is not None}, AdoptionProvider)
-    record.delete(
-        f"{case.setting.name}/global/alice",
-        {
-            "setting": case.setting.name,
-            "region": "global",
-            "on_behalf_of": "alice",
-            "on_delete": "restore",
-            "managed_fields": sorted(case.desired),
-            "observed": case.parsed(),
-            "token": "t",
-        },
-    )
     return None
 
 
@@ -172,7 +160,7 @@ def test_transient_fault_survives(emulator: Emulator, waits: list[float], settin
         mode="transient",
         outcome="survived",
         requests=len(log),
-        retries=len(log) - 1 - (1 if op == "create" else 0),
+        retries=len(log) - 1 - (1 if op in READS_FIRST else 0),
     )
 
 
@@ -195,6 +183,9 @@ def test_persistent_fault_fails_cleanly_then_converges(
         assert f"({kind[:3]})" in message
     assert message.count("Hint:") == 1
     assert TEST_KEY not in message
+    log = settled_log(emulator, kind, 1)
+    if TARGET[op] == "PATCH":  # a PATCH that failed is followed by one read: nothing landed, so its own error
+        assert [e["method"] for e in log][-1] == "GET" and "landed is unknown" not in message
     # Truthful: nothing changed, and a refresh (fault cleared) says so.
     assert alice(emulator, case) == present(start(case, op))
     assert effective_changes(emulator) == 0
@@ -227,3 +218,34 @@ def test_lost_answer_after_apply_counts_once(emulator: Emulator, waits: list[flo
     assert effective_changes(emulator) == 1
     assert [e["status"] for e in emulator.state.request_log()] == [502, 200]
     assert [e["body"] for e in emulator.state.request_log()] == [case.differing()] * 2
+
+
+@pytest.mark.parametrize("op", ["create", "update", "delete"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_persistent_fault_after_the_change_landed_is_recorded_as_landed(
+    emulator: Emulator, waits: list[float], setting: str, kind: str, op: str
+) -> None:
+    """SendGrid applied the PATCH, and its answer (and every retry's) was lost: the setting is read again,
+    and what landed is what the operation records (issue 18: a reverted program must then show a change)."""
+    case = CASES[setting]
+    setup(emulator, case, op)
+    emulator.state.add_fault(Fault(kind, count=1, method="PATCH", account="alice", hang_seconds=0.5, apply=True))
+    emulator.state.add_fault(Fault(kind, count=10_000, method="PATCH", account="alice", hang_seconds=0.5))
+    result = run(op, case, provider_for(emulator, case))
+    log = settled_log(emulator, kind, 2)
+    assert alice(emulator, case) == present(expected(case, op))
+    assert effective_changes(emulator) == 1
+    assert [e["method"] for e in log][-1] == "GET"  # read again after the last PATCH failed
+    if op != "delete":
+        assert result.outs == case.outputs(live=expected(case, op), on_behalf_of="alice")
+    record(
+        "faults",
+        level="handler",
+        setting=setting,
+        kind=kind,
+        op=op,
+        mode="persistent, landed",
+        outcome="read again, recorded as landed",
+        requests=len(log),
+    )
