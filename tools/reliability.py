@@ -50,7 +50,7 @@ STATEFUL_RUNS = [
     "deploy at once, under a fault or interrupted, so most sequences reach one; they hit creates, updates,",
     "give-backs (an account removed, `destroy`, `destroy --target`), refreshes and the deploy script alike.",
     "A failure prints the shrunk sequence as rule calls, with comments saying what each step ran and found.",
-    "`make test` runs 3 sequences of 6 steps with the fixed seed `STATEFUL_SEED=0` (about 3 minutes);",
+    "`make test` runs 3 sequences of 6 steps with the fixed seed `STATEFUL_SEED=0` (2 to 8 minutes);",
     "`make reliability` runs a long one (`STATEFUL_EXAMPLES=15 STATEFUL_STEPS=8` by default, a random seed",
     "this page names; `python -m tools.reliability stateful` runs only that). Writing it turned up one",
     "violation, now fixed: an update whose PATCH SendGrid applied but whose answer was lost failed and kept",

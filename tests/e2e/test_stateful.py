@@ -44,7 +44,7 @@ longer one with a random seed and writes its figures to $STATEFUL_FIGURES (docs/
 failure Hypothesis shrinks the sequence (for at most about five minutes) and prints it as rule calls,
 each followed by comments saying what it ran and found; STATEFUL_TRACE=1 prints every step as it runs.
 A violation found once is replayed through the machine's rules as a plain test at the end of this file.
-Takes about 3 minutes in `make test` on a loaded 2-core machine.
+Takes 2 to 8 minutes in `make test` (7.5 on a 2-core machine at load 27).
 """
 
 from __future__ import annotations
