@@ -22,7 +22,7 @@ from .report import describe_row, value
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "output.schema.json"
-COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
+COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked", "patches")
 FORMATS = ("json", "markdown")
 
 
