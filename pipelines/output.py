@@ -80,9 +80,11 @@ def human(data: Mapping[str, Any]) -> list[str]:
     elif command == "drift-check":
         head = f"drift check{where}: {counts['drifted']} field(s) drifted in {counts['checked']} setting(s) checked"
     else:
-        verb = "would change" if command == "preview" else "changed"
         done = [r for r in data["changes"] if r["status"] in ("planned", "done")]
-        head = f"{command}{where}: {len(done)} account setting(s) {verb}"
+        if command == "deploy":
+            head = f"deploy{where}: {len(done)} account setting(s) done, {counts['patches']} PATCH(es) sent to SendGrid"
+        else:
+            head = f"{command}{where}: {len(done)} account setting(s) would change"
     lines = [head]
     lines += [
         f"  shard    {s['stack']}: " + ("ok" if s["ok"] else "FAILED") + f" (exit {s['exit_code']})"
