@@ -647,9 +647,9 @@ def _sent_fields(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 after = before  # refused: nothing changed
             note = None
             if request["status"] == "failed":
-                note = f"not changed (the PATCH of {value(wanted)} failed)"
+                note = f"not changed: the PATCH of {value(wanted)} failed"
             elif request["status"] == "unknown":
-                note = f"outcome unknown (PATCH of {value(wanted)})"
+                note = f"outcome unknown: a PATCH of {value(wanted)} was sent"
             elif not same(after, wanted):
                 note = f"SendGrid answered {value(after)} to a PATCH of {value(wanted)}"
             fields.setdefault(name, field_change(name, before, after, note))
