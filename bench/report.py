@@ -50,10 +50,12 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         "",
         f"## 1. Requests per operation ({rpo['subusers']} subusers, half already at the desired values), per setting",
         "",
-        "For each setting, a stack declaring one resource per subuser (with its adoption record). A create is",
-        "the record's one GET plus a PATCH of the differing managed fields, only where something differs;",
-        "a refresh GETs each setting resource and nothing for the records; destroy restores with at most",
-        "one PATCH per resource, none where the recorded values already are the originals.",
+        "For each setting, a stack declaring one resource per subuser, and the stack's originals ledger. A create",
+        "is the ledger's one GET per account taken over plus a PATCH of the differing managed fields, only where",
+        "something differs; a refresh GETs each setting resource and nothing for the ledger. A give-back (an",
+        "account removed from the program, destroy) decides from live values: one GET per setting whose target",
+        "is not empty (restore, disable), then one PATCH where SendGrid differs from the target; its minimum is",
+        "worked out from the state by the provider's own rule (`give_back_target`, `changes_to_send`).",
         "",
     ]
     out += _table(

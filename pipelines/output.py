@@ -22,7 +22,7 @@ from .report import describe_row, value
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "output.schema.json"
-COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
+COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked", "patches")
 FORMATS = ("json", "markdown")
 
 
@@ -87,9 +87,11 @@ def human(data: Mapping[str, Any]) -> list[str]:
             else f"wrote {found['fleet_file']}"
         )
     else:
-        verb = "would change" if command == "preview" else "changed"
         done = [r for r in data["changes"] if r["status"] in ("planned", "done")]
-        head = f"{command}{where}: {len(done)} account setting(s) {verb}"
+        if command == "deploy":
+            head = f"deploy{where}: {len(done)} account setting(s) done, {counts['patches']} PATCH(es) sent to SendGrid"
+        else:
+            head = f"{command}{where}: {len(done)} account setting(s) would change"
     lines = [head]
     lines += [
         f"  shard    {s['stack']}: " + ("ok" if s["ok"] else "FAILED") + f" (exit {s['exit_code']})"
