@@ -222,7 +222,7 @@ def test_malformed_and_reset_and_hang_faults(emulator: Emulator) -> None:
     emulator.state.add_fault(Fault("reset"))
     with pytest.raises(requests.ConnectionError):
         call(emulator, "GET", headers=AUTH)
-    emulator.state.add_fault(Fault("hang", hang_seconds=1.0))
+    emulator.state.add_fault(Fault("hang", hang_seconds=30.0))  # far past the timeout, however loaded the machine
     with pytest.raises(requests.ReadTimeout):
         requests.get(emulator.base_url + CLICK, headers=AUTH, timeout=0.2)
 
@@ -315,5 +315,7 @@ def test_stops_cleanly() -> None:
     before = threading.active_count()
     with Emulator() as running:
         requests.get(running.base_url + CLICK, timeout=5)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # polled: a loaded machine may take a while to end the threads
+    while threading.active_count() > before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert threading.active_count() <= before + 1

@@ -15,6 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 from pulumi_sendgrid_tracking.emulator import Emulator
 
@@ -31,6 +32,7 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -
     return result
 
 
+@pytest.mark.long
 def test_wheel_in_a_fresh_virtualenv_runs_the_own_program_example(
     tmp_path: Path, e2e_emulator: Emulator, pulumi_bin: Path
 ) -> None:
