@@ -51,7 +51,11 @@ def project(tmp_path: Path, e2e_emulator: Emulator, pulumi_bin: Path) -> PulumiP
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 for the session; always stopped and deleted at the end."""
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the session; always stopped and deleted at the end.
+
+    In a parallel run (pytest-xdist) each process has its own, started when its first test asks for it:
+    a test may stop and restart it, or drop databases, without touching another process's tests.
+    """
     reason = missing_reason()
     if reason is not None:
         if os.environ.get("CI"):

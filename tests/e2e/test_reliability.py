@@ -888,13 +888,20 @@ def test_bad_input_is_rejected_at_preview_before_any_request(bad_input_project: 
 # -- secrets ---------------------------------------------------------------------------------
 
 
-def repository_file_holds(path: Path, secret: bytes) -> bool:
-    """Whether a file of the checkout holds the secret. Tests running beside this one (in parallel) may
-    delete files meanwhile (a wheel build's temp dirs): one gone before it was read held nothing."""
-    try:
-        return path.is_file() and path.stat().st_size < 5_000_000 and secret in path.read_bytes()
-    except FileNotFoundError:
-        return False
+def repository_files_holding(secret: bytes) -> int:
+    """How many files of the checkout (.venv and .git left out) hold the secret. Tests running beside
+    this one (in parallel) may delete files and directories meanwhile (a wheel build's temp dirs): os.walk
+    skips a directory gone before it is listed, and a file gone before it is read held nothing."""
+    found = 0
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in (".venv", ".git")]
+        for name in files:
+            path = Path(top, name)
+            try:
+                found += name != ".git" and path.stat().st_size < 5_000_000 and secret in path.read_bytes()
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def test_secret_audit_with_debug_logging(project: PulumiProject, tmp_path: Path) -> None:
@@ -932,11 +939,7 @@ def test_secret_audit_with_debug_logging(project: PulumiProject, tmp_path: Path)
         key.encode() in p.read_bytes() for p in project.state_dir.rglob("*") if p.is_file()
     )
     places["project files"] = sum(key.encode() in p.read_bytes() for p in project.dir.rglob("*") if p.is_file())
-    places["repository"] = sum(
-        repository_file_holds(p, key.encode())
-        for p in ROOT.rglob("*")
-        if ".venv" not in p.parts and ".git" not in p.parts
-    )
+    places["repository"] = repository_files_holding(key.encode())
     for place, found in places.items():
         record("secrets", place=place, key_source="SENDGRID_API_KEY", found=found)
     assert places == dict.fromkeys(places, 0)
