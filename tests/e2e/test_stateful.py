@@ -1069,6 +1069,7 @@ def describe_failure(failure: BaseException) -> str:
     return "\n".join(parts)[:8000]
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600 + EXAMPLES * STEPS * 90)
 def test_random_sequences_keep_sendgrid_and_state_in_step(pulumi_bin: Path, tmp_path: Path) -> None:
     vars(FIGURES).update(vars(Figures()))
