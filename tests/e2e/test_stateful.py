@@ -26,9 +26,9 @@ After every step it checks what a user would (docs/behaviour.md, *Originals*):
   equal its outputs, or a plain `pulumi preview` (which sends no request) shows a change for that account;
   an account changed out of band since the state last saw it may instead show only in `preview --refresh`;
 - the originals: every original the state holds (each setting's `originals` for its `held_fields`, and the
-  ledger's entries) equals the model's: the value SendGrid held when the stack first took that field over,
-  which is the initial value, the last out-of-band one, or the value left by the account's last give-back.
-  Never a value this stack wrote while it held the field;
+  ledger's entries, released ones included) equals the model's: the value SendGrid held when the stack first
+  took that field over (the initial value, or the last out-of-band one before then), kept for the life of
+  the stack: giving the account back and taking it over again keeps it. Never a value this stack wrote;
 - giving back: when a setting leaves the state, `restore` put its managed fields back to its originals,
   `disable` set `enabled` to false, `keep` sent nothing, and a retained resource sent nothing;
 - convergence: a successful `up` leaves every declared account at its desired values (but one changed out
@@ -349,7 +349,9 @@ class OwnershipMachine(RuleBasedStateMachine):
         """The model: each field's value as left by someone other than this stack holding it (out of band, or
         the account's last give-back); fields not in here are at their initial value."""
         self.originals: dict[Pair, Any] = {}
-        """The model: each field whose original the state holds → the value found when the stack took it over."""
+        """The model: each field whose original a setting holds → the value found when the stack took it over."""
+        self.first: dict[Pair, Any] = {}
+        """The model: each field the stack ever took over → the value found the first time (what the ledger keeps)."""
         self.drifted: set[Account] = set()
         """Accounts changed out of band that the state has not seen in step since."""
         self._observed: Observed | None = None
@@ -501,7 +503,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         log = self.emulator.state.request_log()[start:]
         held_before, held_after = before.held(), after.held()
         for pair in held_after.keys() - self.originals.keys():
-            self.originals[pair] = self.found_value(pair)
+            self.originals[pair] = self.first.setdefault(pair, self.found_value(pair))
             account, name = pair
             self.say(f"took over {name} of {describe(account)}: original {self.originals[pair]!r}")
         for account, setting in before.settings.items():
@@ -992,7 +994,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         observed = self.observe()
         for pair, places in observed.held().items():
             account, name = pair
-            want = self.originals.get(pair)
+            want = self.first.get(pair)
             for where, got in places:
                 assert got == want, (
                     f"{where} holds the original {name}={got!r} of {describe(account)}; before the stack took it "
@@ -1126,20 +1128,13 @@ def test_a_reverted_update_whose_patch_landed_but_failed(pulumi_bin: Path, tmp_p
         machine.teardown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="found by the long run, not fixed yet: the ledger drops an account that leaves the program even when "
-    "its give-back then fails (here: protected), and re-reads it, as the stack left it, when it is declared again",
-)
 def test_a_protected_removal_then_the_account_declared_again(pulumi_bin: Path, tmp_path: Path) -> None:
     """The violation the long run of 2026-12-06 found (seed 2320671326), replayed through the machine's
     rules: bob's click tracking was on; the stack turned it off; bob's resource, protected, is removed from
-    the program (the run fails: protected), then declared again. The ledger dropped bob's entry in the
-    failed run and reads bob again now, so it records `enabled=False`, the value this stack wrote, as bob's
-    original; bob's setting still holds the true one (`True`), but a delete-first replacement, or
-    `destroy --target` then `up`, takes the account over again from the ledger's value, and destroy then
-    leaves bob off."""
+    the program (the run fails: protected), then declared again. The ledger used to drop bob's entry in the
+    failed run and read bob again, recording `enabled=False`, the value this stack wrote, as bob's original
+    (a delete-first replacement, or `destroy --target` then `up`, then took it over from there). It now
+    keeps the entry as released, and finds the original again."""
     machine = machine_class(pulumi_bin, tmp_path)()
     try:
         name, _alice = machine.start([("click", "global/bob", False), ("click", "global/alice", True)]).values
@@ -1147,7 +1142,7 @@ def test_a_protected_removal_then_the_account_declared_again(pulumi_bin: Path, t
         machine.protect_then_remove(name)  # with alice still declared, the failed run updates the ledger
         machine.check_in_step()
         machine.run_command("up")
-        machine.check_in_step()  # the ledger holds enabled=False for bob; before the stack took it over: True
+        machine.check_in_step()  # the ledger holds bob's original, True, from before the stack took it over
     finally:
         machine.broken = True  # teardown only cleans up
         machine.teardown()
