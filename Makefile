@@ -14,6 +14,11 @@ ENGINE_BIN := $(or $(SYSTEM_PULUMI),$(ENGINE_CACHE)/bin)
 export PATH := $(ENGINE_BIN):$(BIN):$(PATH)
 export PULUMI_ENGINE_BIN := $(ENGINE_BIN)
 PYTEST_ARGS ?=
+# make test runs the tests in TEST_WORKERS processes (pytest-xdist): the engine tests mostly wait on the
+# engine's subprocesses, so 3 suits 2 cores (TEST_WORKERS=0: one process). Tests marked
+# xdist_group("name") run one after another in one process; everything else anywhere, in any order.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 .PHONY: help venv engine demo test unit lint typecheck fmt bench reliability emulator dist clean
 
@@ -55,10 +60,10 @@ fmt: venv
 	$(BIN)/ruff check --fix .
 
 unit: venv
-	$(BIN)/pytest -m "not engine" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not engine" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test: venv lint typecheck engine
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 reliability: venv engine
 	$(BIN)/python -m tools.reliability

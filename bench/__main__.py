@@ -28,11 +28,14 @@ import requests
 import yaml
 from pulumi_sendgrid_tracking import ClickTrackingProvider
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
+from pulumi_sendgrid_tracking.singleton import changes_to_send, give_back_target
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from pipelines.common import run_pulumi
+from pipelines.report import PROVIDERS
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
+from .discover import discover_section
 from .null_provider import PROGRAM as NULL_PROGRAM
 from .scale import against_limit, against_limit_postgres, plot_scale, scale, small_fleet
 
@@ -112,6 +115,18 @@ SETTING_VALUES: dict[str, dict[str, dict[str, Any]]] = {
 update of one of them. Fields left out of `desired` (html_content, utm_medium) are unmanaged."""
 
 
+def declare_kept(project: PulumiProject, setting: str, values: list[dict[str, Any]], skip: set[str]) -> None:
+    """Like `declare`, for the subusers not in `skip` (in order), with `values` in that order."""
+    names = [f"u{i:03}" for i in range(len(values) + len(skip)) if f"u{i:03}" not in skip]
+    resources = [
+        {"name": name, "kind": setting, "on_behalf_of": name, **v} for name, v in zip(names, values, strict=True)
+    ]
+    path = project.dir / "Pulumi.dev.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    data["config"] = {f"{PROJECT}:resources": resources}
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+
+
 def declare(project: PulumiProject, setting: str, values: list[dict[str, Any]]) -> None:
     """The benchmark's program, declaring one resource of `setting` per subuser u000, u001, ..."""
     (project.dir / "__main__.py").write_text(SETTINGS_PROGRAM)
@@ -124,17 +139,22 @@ def declare(project: PulumiProject, setting: str, values: list[dict[str, Any]]) 
     path.write_text(yaml.safe_dump(data, sort_keys=True))
 
 
-def restores_pending(project: PulumiProject) -> int:
-    """Setting resources whose recorded managed fields differ from an original that can be put back."""
-    pending = 0
+def give_backs(project: PulumiProject, accounts: set[str] | None = None) -> dict[str, int]:
+    """The fewest requests giving these accounts' settings back can take (all of the stack's when None), by the
+    provider's own rule: one GET for each whose target is not empty (`keep` has none), then one PATCH where the
+    target differs from what SendGrid holds (no drift here: the recorded values)."""
+    minimum = {"GET": 0, "PATCH": 0}
     for resource in project.export()["deployment"].get("resources", []):
+        provider = PROVIDERS.get(resource["type"])
         outs = resource.get("outputs") or {}
-        if not resource["type"].startswith("pulumi-python:dynamic/sendgrid:") or resource["type"].endswith(":Adoption"):
+        if provider is None or (accounts is not None and outs.get("on_behalf_of") not in accounts):
             continue
-        managed = outs.get("managed_fields") or ["enabled"]
-        originals = {k: outs.get(f"original_{k}") for k in managed}
-        pending += any(v is not None and outs.get(k) != v for k, v in originals.items())
-    return pending
+        target = give_back_target(
+            provider.setting, outs.get("on_delete") or "restore", provider.recorded_managed(outs), provider.held(outs)
+        )
+        minimum["GET"] += bool(target)
+        minimum["PATCH"] += bool(changes_to_send(target, outs))
+    return minimum
 
 
 def requests_for_setting(setting: str, n: int) -> list[dict[str, Any]]:
@@ -161,18 +181,26 @@ def requests_for_setting(setting: str, n: int) -> list[dict[str, Any]]:
             )
 
         row("preview", {"GET": 0, "PATCH": 0}, lambda: project.run("preview"))
-        row("up (create)", {"GET": n, "PATCH": n // 2}, project.up)  # one GET per adoption record
+        row("up (create)", {"GET": n, "PATCH": n // 2}, project.up)  # the ledger's one GET per account
         row("up (no change)", {"GET": 0, "PATCH": 0}, project.up)
         declare(project, setting, [{**values["desired"], **values["update"]}] * 3 + [values["desired"]] * (n - 3))
         row("up (update 3)", {"GET": 0, "PATCH": 3}, project.up)
-        # one GET per setting resource; the adoption records send nothing
+        # one GET per setting resource; the ledger sends nothing
         row("refresh", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes", "--skip-preview"))
         # `pulumi refresh` with its preview reads every setting twice (the preview's read, then the refresh's);
         # the pipelines' deploy, `up --refresh --skip-preview`, reads once.
         row("refresh (with preview)", {"GET": n, "PATCH": 0}, lambda: project.run("refresh", "--yes"))
         row("up --refresh --skip-preview", {"GET": n, "PATCH": 0}, lambda: project.up("--refresh"))
-        to_restore = restores_pending(project)
-        row("destroy", {"GET": 0, "PATCH": to_restore}, lambda: project.run("destroy", "--yes", "--skip-preview"))
+        # Accounts leaving the program are given back from live values: one GET each, then a PATCH where needed.
+        # The first three were updated (they differ from their originals), the last three were not.
+        leaving = {f"u{i:03}" for i in (*range(3), *range(n - 3, n))}
+        remove = give_backs(project, leaving)
+        kept = [
+            {**values["desired"], **(values["update"] if i < 3 else {})} for i in range(n) if f"u{i:03}" not in leaving
+        ]
+        declare_kept(project, setting, kept, skip=leaving)
+        row("up (6 accounts removed)", remove, project.up)
+        row("destroy", give_backs(project), lambda: project.run("destroy", "--yes", "--skip-preview"))
     return rows
 
 
@@ -481,6 +509,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "scale": scale,
     "against_limit": against_limit,
     "against_limit_postgres": against_limit_postgres,
+    "discover": discover_section,
 }
 
 

@@ -50,10 +50,12 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         "",
         f"## 1. Requests per operation ({rpo['subusers']} subusers, half already at the desired values), per setting",
         "",
-        "For each setting, a stack declaring one resource per subuser (with its adoption record). A create is",
-        "the record's one GET plus a PATCH of the differing managed fields, only where something differs;",
-        "a refresh GETs each setting resource and nothing for the records; destroy restores with at most",
-        "one PATCH per resource, none where the recorded values already are the originals.",
+        "For each setting, a stack declaring one resource per subuser, and the stack's originals ledger. A create",
+        "is the ledger's one GET per account taken over plus a PATCH of the differing managed fields, only where",
+        "something differs; a refresh GETs each setting resource and nothing for the ledger. A give-back (an",
+        "account removed from the program, destroy) decides from live values: one GET per setting whose target",
+        "is not empty (restore, disable), then one PATCH where SendGrid differs from the target; its minimum is",
+        "worked out from the state by the provider's own rule (`give_back_target`, `changes_to_send`).",
         "",
     ]
     out += _table(
@@ -270,6 +272,8 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
             pg.get("against_limit_postgres"),
             pg.get("machine"),
         )
+    if "discover" in sections:
+        out += _discover(sections["discover"]["discover"], sections["discover"]["machine"])
     return "\n".join(out)
 
 
@@ -563,4 +567,81 @@ def _against_limit(
                 f"{median['postgres']:.0f} s on PostgreSQL, {median['file']:.0f} s on the file backend. The machine "
                 "was shared with other work (see the load): the ratios are this run's, not the backend's floor.",
             ]
+    return out
+
+
+def _discover(dc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    runs = dc["runs"]
+    out = [
+        "",
+        "## 9. Discover: adopting N subusers under SendGrid's rate limit",
+        "",
+        "`pipelines/discover` (in process, as the command runs it) against a world of N subusers, half in each region,",
+        f"with mixed settings, {dc['latency_s'] * 1000:.0f} ms emulator latency. It lists the subusers (100 a page),"
+        " reads the four settings of the parent and of every subuser, and writes and re-parses the fleet file; the",
+        "package's client paces it below the limit. The floor is the requests needed divided by the allowed rate:"
+        " 3 per subuser (the list `GET /v3/tracking_settings` for click and open, a GET each for subscription and"
+        " google_analytics), 5 for the parent, one per page of 100 subusers. SendGrid publishes "
+        f"{dc['sendgrid_rate_per_s'] * 60:.0f} requests/min ({dc['sendgrid_rate_per_s']:g}/s).",
+        "",
+    ]
+    out += _table(
+        [
+            "N",
+            "allowed",
+            "paced at",
+            "threads",
+            "requests",
+            "needed",
+            "429",
+            "errors",
+            "wall",
+            "floor",
+            "ratio",
+            "fleet",
+        ],
+        [
+            [
+                f"{r['n']:,}",
+                f"{r['rate_per_s']:g}/s" + (f" per {r['window_s']:.0f} s window" if r["window_s"] != 1 else ""),
+                f"{r['pacing_per_s']:.2f}/s",
+                r["threads"],
+                f"{r['requests']:,}",
+                f"{r['requests_needed']:,}",
+                r["rate_limited"],
+                r["errors"],
+                f"{r['wall_s']:.1f} s",
+                f"{r['floor_s']:.1f} s",
+                f"{r['ratio_to_floor']:.2f}x",
+                f"{r['fleet_lines']:,} lines",
+            ]
+            for r in runs
+        ],
+    )
+    if dc.get("note"):
+        out += ["", dc["note"] + "."]
+    at_sendgrid = [r for r in runs if r["rate_per_s"] == dc["sendgrid_rate_per_s"]]
+    others = [r for r in runs if r not in at_sendgrid]
+    out += [""]
+    if others:
+        floors = ", ".join(f"{r['requests_needed'] / dc['sendgrid_rate_per_s']:.0f} s" for r in others)
+        out += [
+            "Sizes run at another limit than SendGrid's (to fit the run's time): "
+            + ", ".join(f"N = {r['n']:,} at {r['rate_per_s']:g}/s" for r in others)
+            + f". At SendGrid's limit their floor would be {floors}.",
+            "",
+        ]
+    exact = all(r["requests"] == r["requests_needed"] and r["rate_limited"] == 0 and r["errors"] == 0 for r in runs)
+    out += [
+        (
+            "No request beyond the floor's was sent (requests = needed, no 429, no error): the time above the floor"
+            if exact
+            else "**Requests beyond the floor's were sent (see the table): a defect.** The rest of the time"
+        )
+        + f" is the pacer's {(1 - runs[0]['pacing_per_s'] / runs[0]['rate_per_s']) * 100:.0f}% headroom and the"
+        " sequential start (the parent's reads decide which settings, and whether the list, the key may read"
+        " before any other account is read).",
+        "",
+        _load(machine, *[x for r in runs for x in r["loadavg"]]),
+    ]
     return out

@@ -5,15 +5,23 @@
     drift-check   `pulumi preview --refresh --json`: one GET per setting; drift per field, and what is pending
 
 `--skip-preview` matters: `pulumi up --refresh` and `pulumi refresh` without it read every setting twice
-(once for their own preview). The engine's resource counts include the adoption records; these
-commands count and list account settings only.
+(once for their own preview). The engine's resource counts include the stack's originals ledger (and 0.2.0's
+adoption records); these commands count and list account settings only.
+
+deploy's report of what reached SendGrid is the provider's change journal (SENDGRID_CHANGE_JOURNAL, a file of
+this run's own): every PATCH, written before it is sent and when it is settled, joined with the engine's events.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pulumi_sendgrid_tracking import journal
 
 from .backend import hint as backend_hint
 from .backend import with_lock_holders
@@ -22,6 +30,7 @@ from .messages import TRACEBACK, clean, error, problems, split_hint
 from .output import Output, emit, payload
 from .report import (
     ADOPTION_TYPE,
+    LEDGER_TYPE,
     SETTING_TYPES,
     SettingState,
     applied,
@@ -55,14 +64,14 @@ def _locate(urn: str, states: StateOf) -> tuple[str | None, str | None, str | No
     if kind in SETTING_TYPES:
         state = SettingState.of(urn, new, "inputs") or SettingState.of(urn, old, "outputs")
         account = state.account if state is not None and state.region else None
-        return name_of(urn), SETTING_TYPES[kind].name, account
+        return (state.resource if state is not None else name_of(urn)), SETTING_TYPES[kind].name, account
     if kind == ADOPTION_TYPE:
         values = {**((old or {}).get("outputs") or {}), **((new or {}).get("inputs") or {})}
         region, who = values.get("region"), values.get("on_behalf_of")
         account = (f"{region}/{who}" if who else str(region)) if isinstance(region, str) else None
         setting = values.get("setting") if isinstance(values.get("setting"), str) else None
         return None, setting, account
-    if kind == "pulumi:pulumi:Stack":
+    if kind in ("pulumi:pulumi:Stack", LEDGER_TYPE):
         return None, None, None
     return name_of(urn), None, None
 
@@ -71,7 +80,7 @@ def _kind(raw: str, urn: str) -> str:
     kind = type_of(urn) if urn else ""
     if "pulumi_sendgrid_tracking.errors." in raw:
         return "sendgrid"
-    if kind in SETTING_TYPES or kind == ADOPTION_TYPE:
+    if kind in SETTING_TYPES or kind in (ADOPTION_TYPE, LEDGER_TYPE):
         return "input" if "has a problem:" in raw else ("provider" if TRACEBACK in raw else "engine")
     return "program" if kind == "pulumi:pulumi:Stack" else "engine"
 
@@ -175,9 +184,9 @@ def _steps(data: Mapping[str, Any]) -> list[Step4]:
 def _with_unchanged(steps: list[Step4], resources: Iterable[Mapping[str, Any]]) -> list[Step4]:
     """The steps, plus a `same` step for each recorded resource the engine listed no step for.
 
-    `pulumi preview --json` leaves unchanged resources out; they still manage their accounts (a delete
-    of another resource for the same account sends nothing) and their adoption records tell what each
-    account held before the stack.
+    `pulumi preview --json` leaves unchanged resources out: the output's `state` lists them all the same, the
+    summary counts them as `same`, and the ledger's `accounts` (which accounts the program declares) tells
+    whether a 0.2.0 adoption record retires sending nothing.
     """
     planned = {urn for op, urn, _old, _new in steps if op != "refresh"}
     extra: list[Step4] = [
@@ -233,18 +242,24 @@ def preview(run: Run, output: Output) -> int:
 def deploy(run: Run, output: Output) -> int:
     """On merge: `pulumi up --refresh --skip-preview`. Exit 0 when applied, 1 on errors.
 
-    What it changed comes from the engine's step events: a step is done only when the engine reported
-    its outputs, failed when it reported the failure. The settings after the run come from the state.
+    What reached SendGrid comes from the provider's change journal (every PATCH, with its before, after and
+    status); what each step did from the engine's step events: a step is done only when the engine reported
+    its outputs, failed when it reported the failure (or the journal says its PATCH failed). The settings
+    after the run come from the state.
     """
     # One run under one lock: the refresh records what SendGrid holds (drift, and what an interrupted run
     # applied), then the program's changes are made. `--skip-preview`: a preview would read everything twice.
-    result = run.pulumi("up", "--yes", "--skip-preview", "--refresh", "--json")
+    with tempfile.TemporaryDirectory(prefix="pipelines-journal-") as scratch:
+        path = os.path.join(scratch, "journal.jsonl")
+        journaled = dataclasses.replace(run, env={**run.env, journal.JOURNAL_ENV: path})
+        result = journaled.pulumi("up", "--yes", "--skip-preview", "--refresh", "--json")
+        sent = journal.read(path)
     events = events_of(result.stdout)
     steps = steps_of(events)
     states = {s.urn: (s.old, s.new) for s in steps}
     raw = [e["diagnosticEvent"] for e in events if isinstance(e.get("diagnosticEvent"), dict)]
     errors, diagnostics, by_urn = _diagnostics(raw, states)
-    rows, counts = applied(steps, by_urn)
+    rows, counts = applied(steps, by_urn, sent)
     if result.returncode != 0 and not errors:
         errors = _stderr_errors(result.stderr)
     if result.returncode != 0:

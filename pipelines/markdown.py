@@ -2,8 +2,8 @@
 
 Shaped like pulumi/actions' PR comment (a `#### :tropical_drink: \\`preview\\` on project/stack` heading,
 the long part folded in `<details>`), but per account and setting: one table per stack with a row per
-account's setting (before, after; a delete with its effect), a drift table, the errors with their hints,
-then the full field lists and the engine's diagnostics folded. The first line is a marker
+account's setting (before, after, the request it sends or sent; a delete with its effect), a drift table,
+the errors with their hints, then the full field lists and the engine's diagnostics folded. The first line is a marker
 (`<!-- pipelines:preview:project/stack -->`) by which a CI job finds its earlier comment and edits it.
 Values are HTML-escaped, so nothing in a setting (an HTML footer, say) can break the page.
 """
@@ -11,10 +11,11 @@ Values are HTML-escaped, so nothing in a setting (an HTML footer, say) can break
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from .report import changed_fields, describe_row, value
+from .report import changed_fields, describe_row, request_text, value
 
 MAX_CHARS = 64_000
 """GitHub refuses comments over 65,536 characters; pulumi/actions keeps the same margin."""
@@ -52,12 +53,12 @@ def _action(entry: Mapping[str, Any]) -> str:
         else:
             text = f"replace: old account, {effect} (now <code>{_text(pair['to'])}</code>)"
     elif action == "delete":
-        text = f"delete: {'handed over' if effect == 'handover' else effect}"
+        text = f"delete: {effect}"
     else:
         text = action
     status = entry["status"]
-    if status == "failed":
-        text += " **FAILED**"
+    if status in ("failed", "unknown"):
+        text += f" **{status.upper()}**"
     elif status not in ("planned", "done"):
         text += f" ({status})"
     return text
@@ -69,6 +70,15 @@ def _headline(data: Mapping[str, Any]) -> str:
         return f":x: **{command} failed**"
     if command == "shard-check":
         return f":white_check_mark: **no account in two stacks**: {counts['checked']} setting(s) checked"
+    if command == "discover":
+        found = data["discovery"]
+        if not found["diff"]:
+            return (
+                f":mag: **discovered {found['accounts']} account(s)**, wrote <code>{_text(found['fleet_file'])}</code>"
+            )
+        if counts["drifted"]:
+            return f":warning: **SendGrid and <code>{_text(found['fleet_file'])}</code> differ: {counts['drifted']}**"
+        return f":white_check_mark: **SendGrid holds what <code>{_text(found['fleet_file'])}</code> declares**"
     if command == "drift-check":
         if counts["drifted"]:
             return f":warning: **drift: {counts['drifted']} field(s)** in {counts['checked']} setting(s) checked"
@@ -76,7 +86,8 @@ def _headline(data: Mapping[str, Any]) -> str:
     parts = [f"{counts[k]} {k}" for k in ("create", "update", "delete", "replace") if counts[k]]
     if command == "preview":
         return f"**{', '.join(parts)}** planned" if parts else "**no changes**"
-    return f"**{', '.join(parts)}** applied" if parts else "**no changes**"
+    sent = f" · {counts['patches']} PATCH(es) sent to SendGrid"
+    return (f"**{', '.join(parts)}** applied" if parts else "**no changes**") + sent
 
 
 def render(data: Mapping[str, Any]) -> str:
@@ -101,10 +112,10 @@ def render(data: Mapping[str, Any]) -> str:
         title = "Pending changes (what the next deploy does)" if data["command"] == "drift-check" else None
         if title:
             body += [f"**{title}**", ""]
-        body += ["| account | setting | action | before | after |", "|---|---|---|---|---|"]
+        body += ["| account | setting | action | before | after | request |", "|---|---|---|---|---|---|"]
         table = [
             f"| <code>{_text(entry['account'])}</code> | {entry['setting']} | {_action(entry)} "
-            f"| {_fields(entry, 'before')} | {_fields(entry, 'after')} |"
+            f"| {_fields(entry, 'before')} | {_fields(entry, 'after')} | {_text(request_text(entry))} |"
             for entry in data["changes"]
         ]
         body += _within(table, TABLE_CHARS)
@@ -129,6 +140,7 @@ def render(data: Mapping[str, Any]) -> str:
             for d in data["drift"]
         ]
         body += [*_within(drift, TABLE_CHARS), ""]
+    body += _discovery(data.get("discovery"))
     errors = []
     for error in data["errors"]:
         where = " ".join(x for x in (error["account"], error["setting"]) if x) or error["resource"]
@@ -145,6 +157,28 @@ def render(data: Mapping[str, Any]) -> str:
     elif details:
         text += "\n_The details were too long for a comment: the full JSON output has them._\n"
     return text[:MAX_CHARS]
+
+
+def _discovery(found: Mapping[str, Any] | None) -> list[str]:
+    """pipelines/discover: the accounts on one side only (--diff), and what was left out."""
+    if not found:
+        return []
+    body: list[str] = []
+    rows = [("not in the fleet", d) for d in found["not_in_fleet"]] + [
+        ("not in SendGrid", d) for d in found["not_in_sendgrid"]
+    ]
+    if rows:
+        body += ["| account | where | note |", "|---|---|---|"]
+        table = [f"| <code>{_text(d['account'])}</code> | {where} | {_text(d['note'] or '')} |" for where, d in rows]
+        body += [*_within(table, TABLE_CHARS), ""]
+    skipped = [
+        f"- **{_text(s['account'] or s['setting'] or 'list')}** left out: {_text(s['reason'])}"
+        f"<br>Hint: {_text(s['hint'])}"
+        for s in found["skipped"]
+    ]
+    if skipped:
+        body += [*_within(skipped, NOTES_CHARS), ""]
+    return body
 
 
 def _within(lines: list[str], budget: int) -> list[str]:
@@ -168,16 +202,27 @@ def _details(data: Mapping[str, Any]) -> str:
             note = f"  ({f['note']})" if f["note"] else ""
             before, after = value(f["before"], f["before_known"]), value(f["after"], f["after_known"])
             lines.append(f"    {f['field']}: {before} -> {after}{note}")
+        for request in entry["requests"]:
+            lines.append(
+                f"    PATCH {json.dumps(request['fields'], ensure_ascii=False, sort_keys=True)} ({request['op']}): "
+                f"{request['status']}" + (f": {request['error']}" if request["error"] else "")
+            )
         if entry["error"]:
             lines.append(f"    error: {entry['error']['message']}")
     if data["state"]:
-        seen = {"preview": "recorded", "deploy": "recorded after the deploy", "drift-check": "read live"}
+        seen = {
+            "preview": "recorded",
+            "deploy": "recorded after the deploy",
+            "drift-check": "read live",
+            "discover": "read live, as the fleet file declares them",
+        }
         lines += ["", f"settings ({seen.get(data['command'] or '', 'recorded')}):"]
         for s in data["state"]:
             values = ", ".join(f"{k}={value(v)}" for k, v in s["values"].items())
             originals = ", ".join(f"{k}={value(v)}" for k, v in s["originals"].items())
             lines.append(f"  {s['account']} {s['setting']} ({s['resource']}, on_delete {s['on_delete']}): {values}")
-            lines.append(f"    originals: {originals or 'none'}")
+            if data["command"] != "discover":  # discover reads no state: nothing is recorded yet
+                lines.append(f"    originals: {originals or 'none'}")
     for error in data["errors"]:
         lines += [f"error: {error['message']}", *(f"  {d}" for d in error["details"])]
     if data["diagnostics"]:

@@ -22,7 +22,7 @@ from .report import describe_row, value
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "output.schema.json"
-COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
+COUNTS = ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked", "patches")
 FORMATS = ("json", "markdown")
 
 
@@ -79,10 +79,19 @@ def human(data: Mapping[str, Any]) -> list[str]:
         head = f"shard check{where}: no account in two stacks; {counts['checked']} account setting(s) checked"
     elif command == "drift-check":
         head = f"drift check{where}: {counts['drifted']} field(s) drifted in {counts['checked']} setting(s) checked"
+    elif command == "discover":
+        found = data["discovery"]
+        head = f"discover{where}: {found['accounts']} account(s), {counts['checked']} setting(s) read; " + (
+            f"{counts['drifted']} difference(s) from {found['fleet_file']}"
+            if found["diff"]
+            else f"wrote {found['fleet_file']}"
+        )
     else:
-        verb = "would change" if command == "preview" else "changed"
         done = [r for r in data["changes"] if r["status"] in ("planned", "done")]
-        head = f"{command}{where}: {len(done)} account setting(s) {verb}"
+        if command == "deploy":
+            head = f"deploy{where}: {len(done)} account setting(s) done, {counts['patches']} PATCH(es) sent to SendGrid"
+        else:
+            head = f"{command}{where}: {len(done)} account setting(s) would change"
     lines = [head]
     lines += [
         f"  shard    {s['stack']}: " + ("ok" if s["ok"] else "FAILED") + f" (exit {s['exit_code']})"
@@ -94,6 +103,10 @@ def human(data: Mapping[str, Any]) -> list[str]:
         f"live {value(d['live'])}, desired {value(d['desired'])}" + (f" ({d['note']})" if d["note"] else "")
         for d in data["drift"]
     ]
+    found = data.get("discovery") or {}
+    lines += [f"  skipped  {s['account'] or s['setting'] or 'list'}: {s['reason']}" for s in found.get("skipped", [])]
+    lines += [f"  not in the fleet: {d['account']}" for d in found.get("not_in_fleet", [])]
+    lines += [f"  not in SendGrid:  {d['account']} ({d['note']})" for d in found.get("not_in_sendgrid", [])]
     lines += [f"  error    {one_line(e)}" for e in data["errors"]]
     lines += [f"  warning  {d['message']}" for d in data["diagnostics"] if d["severity"] == "warning"]
     return lines

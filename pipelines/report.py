@@ -1,34 +1,68 @@
-"""What a run does to each account's setting, from the engine's steps: rows per account, setting and field.
+"""What a run does to each account's setting: rows per account, setting and field, read from what the provider
+decides and does, never worked out on the side.
 
 The engine speaks of resources; users speak of accounts. Every setting resource (type
 `pulumi-python:dynamic/sendgrid:<ClickTracking|OpenTracking|SubscriptionTracking|GoogleAnalytics>`) is one
-setting of one account, named here by its `region` and `on_behalf_of` inputs or outputs, never by its
-resource name. Adoption records (type `...:Adoption`) are not changes a user makes: they only tell what an
-account held before the stack took it over (`observed`), which a create's "before" uses when it is known.
+setting of one account, named here by its `region` and `on_behalf_of`, and by the program's name for it (its
+`name` input; the engine names it by its account). The stack's originals ledger (`...:Originals::originals`) is
+bookkeeping, never a row: its reads are GETs, it changes nothing. 0.2.0's adoption records (`...:Adoption`) are
+retired by the first 0.3.0 deploy.
 
-A delete (and the old side of a replacement) is described by what the provider will do (singleton.py):
-nothing when another declared resource manages the same account's setting in the run (a hand-over);
-otherwise per `on_delete`: restore each managed field to its `original_<field>` (a field without an
-original stays as it is), keep everything, or disable (`enabled` false).
+What a step sends comes from the provider's own rules (pulumi_sendgrid_tracking.singleton):
+- an update sends `changes_to_send(the program's managed values, the recorded values)`: exact at preview;
+- a create sends the managed fields that differ from what SendGrid holds: known when the deploy reads it;
+- a delete gives the account back: one GET, then the fields of `give_back_target(...)` that SendGrid does not
+  hold yet (nothing for `keep`, nothing under `retain_on_delete`);
+- a retired adoption record sends nothing while its account is declared (or given back by its setting in the
+  run); otherwise it gives the account back from what it observed, by the same rule.
+
+What a deploy did comes from the change journal (journal.py: every PATCH the provider sent, with before, after
+and its status) joined with the engine's step events: a step with no PATCH in the journal sent nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pulumi_sendgrid_tracking.inputs import DEFAULT_ON_DELETE, resource_id
+from pulumi_sendgrid_tracking.inputs import DEFAULT_ON_DELETE, resource_id, setting_key
+from pulumi_sendgrid_tracking.providers import (
+    ClickTrackingProvider,
+    GoogleAnalyticsProvider,
+    OpenTrackingProvider,
+    SubscriptionTrackingProvider,
+)
+from pulumi_sendgrid_tracking.singleton import (
+    LEDGER_KEY,
+    NAME_KEY,
+    SettingProvider,
+    changes_to_send,
+    give_back_target,
+    ledger_originals,
+    same,
+)
 from pulumi_sendgrid_tracking.tracking import SETTINGS, TrackingSetting
 
 TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
 ADOPTION_TYPE = f"{TYPE_PREFIX}Adoption"
-SETTING_TYPES: Mapping[str, TrackingSetting] = {f"{TYPE_PREFIX}{s.resource}": s for s in SETTINGS.values()}
+LEDGER_TYPE = f"{TYPE_PREFIX}Originals"
+PROVIDERS: Mapping[str, type[SettingProvider]] = {
+    f"{TYPE_PREFIX}{p.setting.resource}": p
+    for p in (ClickTrackingProvider, OpenTrackingProvider, SubscriptionTrackingProvider, GoogleAnalyticsProvider)
+}
+"""Setting resource type → the provider class that handles it (its rules are the reports' rules)."""
+BY_SETTING: Mapping[str, type[SettingProvider]] = {p.setting.name: p for p in PROVIDERS.values()}
+SETTING_TYPES: Mapping[str, TrackingSetting] = {kind: p.setting for kind, p in PROVIDERS.items()}
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How `pulumi preview --json` writes a value not known until the deploy."""
-MANAGED_KEY = "managed_fields"
 ACTIONS = ("create", "update", "delete", "replace")
+DELETES = ("delete", "delete-replaced", "discard")
+CREATE_UNKNOWN = "sends the fields that differ from what SendGrid holds; known when the deploy reads it"
+GIVE_BACK_UNKNOWN = (
+    "sends the fields that differ from these values; known when the deploy reads SendGrid (one GET first)"
+)
 
 
 class Unknown:
@@ -51,7 +85,13 @@ def name_of(urn: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    return UNKNOWN if value == UNKNOWN_SENTINEL else value
+    if value == UNKNOWN_SENTINEL:
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _part(state: Mapping[str, Any] | None, part: str) -> dict[str, Any]:
@@ -59,45 +99,57 @@ def _part(state: Mapping[str, Any] | None, part: str) -> dict[str, Any]:
     return dict(values) if isinstance(values, Mapping) else {}
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class SettingState:
     """One setting resource as one state (old or new) of a step has it."""
 
     urn: str
-    setting: TrackingSetting
+    provider: type[SettingProvider]
     region: str | None
     on_behalf_of: str | None
     values: dict[str, Any]
     """Inputs for a desired state, outputs for a recorded one."""
+    retained: bool = False
+    """`retain_on_delete`: the engine drops it from the state without calling the provider."""
 
     @classmethod
     def of(cls, urn: str, state: Mapping[str, Any] | None, part: str) -> SettingState | None:
-        setting = SETTING_TYPES.get(type_of(urn))
-        if setting is None or not state:
+        provider = PROVIDERS.get(type_of(urn))
+        if provider is None or not state:
             return None
-        values = {k: _plain(v) for k, v in _part(state, part).items()}
+        values = _plain(_part(state, part))
         if part == "outputs" and not values:
-            values = {k: _plain(v) for k, v in _part(state, "inputs").items()}
-        region, who = values.get("region"), values.get("on_behalf_of")
+            values = _plain(_part(state, "inputs"))
         return cls(
             urn,
-            setting,
-            region if isinstance(region, str) else None,
-            who if isinstance(who, str) else None,
+            provider,
+            _text(values.get("region")),
+            _text(values.get("on_behalf_of")),
             values,
+            bool(state.get("retainOnDelete")),
         )
 
     @property
+    def setting(self) -> TrackingSetting:
+        return self.provider.setting
+
+    @property
     def resource(self) -> str:
-        return name_of(self.urn)
+        """The program's name for it (the engine's name is the account)."""
+        return _text(self.values.get(NAME_KEY)) or name_of(self.urn)
 
     @property
     def account(self) -> str:
         return resource_id(self.region, self.on_behalf_of) if self.region else "?"
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.setting.name, self.account)
+    def key(self) -> str:
+        """`click/global/alice`: how the ledger, the journal and 0.2.0's records name this account's setting."""
+        return setting_key(self.setting.name, self.region, self.on_behalf_of) if self.region else "?"
 
     @property
     def on_delete(self) -> str:
@@ -105,114 +157,84 @@ class SettingState:
         return mode if isinstance(mode, str) else DEFAULT_ON_DELETE
 
     def desired_managed(self) -> list[str]:
-        """The fields a program gives (from inputs): `enabled` always, the optional ones when set."""
-        return [f.name for f in self.setting.writable if f.required or self.values.get(f.name) is not None]
+        """The fields the program manages (from inputs): the provider's rule."""
+        return self.provider.managed(self.values)
 
     def recorded_managed(self) -> list[str]:
         """The fields the resource managed at its last create or update (from outputs)."""
-        recorded = self.values.get(MANAGED_KEY)
-        if isinstance(recorded, list):
-            return [name for name in recorded if isinstance(name, str)]
-        return [f.name for f in self.setting.writable if f.required]
+        return self.provider.recorded_managed(self.values)
 
-    def original(self, name: str) -> Any:
-        return self.values.get(f"original_{name}")
+    def held(self) -> dict[str, Any]:
+        """The originals the resource holds (from outputs): what its give-back restores."""
+        return self.provider.held(self.values)
+
+    def ledger(self) -> dict[str, Any] | None:
+        """The originals the ledger's entry gives a create or a newly managed field; None when not known yet."""
+        entry = self.values.get(LEDGER_KEY)
+        if entry is UNKNOWN or _has_unknown(entry):
+            return None
+        return ledger_originals(entry)
+
+    def give_back(self) -> dict[str, Any]:
+        """What its delete sets (before comparing with SendGrid's live values): the provider's rule."""
+        return give_back_target(self.setting, self.on_delete, self.recorded_managed(), self.held())
+
+    def live(self) -> dict[str, Any]:
+        """Every field as SendGrid last answered (outputs)."""
+        return {f.name: self.values.get(f.name) for f in self.setting.fields}
+
+
+def _has_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
 
 
 def recorded_setting(resource: Mapping[str, Any]) -> dict[str, Any] | None:
     """One setting resource as recorded (a resource of `pulumi stack export`, or a step's state, with its `urn`):
-    the output's `state` entry; None for any other resource, or one without outputs yet.
-
-    Everything comes from the setting resource's own outputs, by these names: `region` and `on_behalf_of`
-    (the account), `on_delete`, each of the setting's fields (the values SendGrid last answered),
-    `managed_fields` (absent: the required fields, `enabled`), and `original_<field>` per managed field
-    (what restore puts back).
-    """
-    urn = str(resource.get("urn"))
-    setting = SETTING_TYPES.get(type_of(urn))
-    outputs = _part(resource, "outputs")
-    if setting is None or not outputs:
+    the output's `state` entry; None for any other resource, or one without outputs yet. The managed fields and
+    the originals are the provider's (`recorded_managed`, `held`)."""
+    state = SettingState.of(str(resource.get("urn")), resource, "outputs")
+    if state is None or not _part(resource, "outputs"):
         return None
-    region, who, mode = outputs.get("region"), outputs.get("on_behalf_of"), outputs.get("on_delete")
-    region = region if isinstance(region, str) else None
-    who = who if isinstance(who, str) else None
-    recorded = outputs.get(MANAGED_KEY)
-    managed = (
-        [name for name in recorded if isinstance(name, str)]
-        if isinstance(recorded, list)
-        else [f.name for f in setting.writable if f.required]
-    )
+    managed = state.recorded_managed()
+    held = state.held()
     return {
-        "resource": name_of(urn),
-        "setting": setting.name,
-        "account": resource_id(region, who) if region else "?",
-        "region": region,
-        "on_behalf_of": who,
-        "on_delete": mode if isinstance(mode, str) else DEFAULT_ON_DELETE,
-        "values": {f.name: _json(_plain(outputs.get(f.name))) for f in setting.fields},
-        "originals": {name: _json(_plain(outputs.get(f"original_{name}"))) for name in managed},
+        "resource": state.resource,
+        "setting": state.setting.name,
+        "account": state.account,
+        "region": state.region,
+        "on_behalf_of": state.on_behalf_of,
+        "on_delete": state.on_delete,
+        "values": {f.name: _json(state.values.get(f.name)) for f in state.setting.fields},
+        "originals": {name: _json(held.get(name)) for name in managed},
         "managed_fields": managed,
     }
 
 
 def _json(value: Any) -> Any:
-    return None if value is UNKNOWN else value
+    return None if value is UNKNOWN or _has_unknown(value) else value
 
 
-def field_change(name: str, before: Any, after: Any, note: str | None = None) -> dict[str, Any]:
-    """One field of a row: `before` and `after` are null when unknown (`*_known` false) or absent."""
+def field_change(
+    name: str, before: Any, after: Any, note: str | None = None, *, original: Any = UNKNOWN
+) -> dict[str, Any]:
+    """One field of a row: `before` and `after` are null when unknown (`*_known` false) or absent; `original`
+    is the value the stack's give-back restores, where it is known."""
     return {
         "field": name,
         "before": _json(before),
         "after": _json(after),
         "before_known": before is not UNKNOWN,
         "after_known": after is not UNKNOWN,
+        "original": _json(original),
+        "original_known": original is not UNKNOWN,
         "note": note,
     }
-
-
-@dataclass
-class Context:
-    """What the whole run tells about each account's setting: who will manage it, what was there."""
-
-    claims: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(setting, account) → the resource that manages it after the run."""
-    recorded: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    """(setting, account) → the values a setting resource in the state recorded for it."""
-    observed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    """(setting, account) → an adoption record's `observed` (what was there before the stack)."""
-
-    @classmethod
-    def of(cls, steps: Iterable[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]]) -> Context:
-        """From (op, urn, old state, new state) of every step of the run."""
-        context = cls()
-        for op, urn, old, new in steps:
-            if type_of(urn) == ADOPTION_TYPE:
-                outputs = _part(old, "outputs")
-                observed, region = outputs.get("observed"), outputs.get("region")
-                if isinstance(observed, dict) and isinstance(outputs.get("setting"), str) and isinstance(region, str):
-                    who = outputs.get("on_behalf_of")
-                    key = (outputs["setting"], resource_id(region, who if isinstance(who, str) else None))
-                    context.observed[key] = observed
-                continue
-            if op == "refresh":
-                continue  # a refresh's old state is from before it read SendGrid; the steps after it have the live one
-            if op not in ("delete", "delete-replaced", "discard"):
-                desired = SettingState.of(urn, new, "inputs")
-                if desired is not None and desired.region:
-                    context.claims.setdefault(desired.key, desired.resource)
-            recorded = SettingState.of(urn, old, "outputs")
-            if recorded is not None and recorded.region:
-                context.recorded.setdefault(recorded.key, recorded.values)
-        return context
-
-    def before(self, key: tuple[str, str], name: str) -> Any:
-        """What the account's field holds before the run, as far as the state knows; UNKNOWN otherwise."""
-        if key in self.recorded and name in self.recorded[key]:
-            return self.recorded[key][name]
-        if key in self.observed and name in self.observed[key]:
-            return self.observed[key][name]
-        return UNKNOWN
 
 
 def row(
@@ -222,6 +244,8 @@ def row(
     fields: list[dict[str, Any]],
     *,
     status: str,
+    sends: str = "nothing",
+    requests: list[dict[str, Any]] | None = None,
     note: str | None = None,
     replacement: dict[str, str] | None = None,
     error: dict[str, Any] | None = None,
@@ -237,6 +261,8 @@ def row(
         "effect": effect,
         "status": status,
         "on_delete": state.on_delete,
+        "sends": sends,
+        "requests": requests or [],
         "fields": fields,
         "note": note,
         "replacement": replacement,
@@ -244,55 +270,167 @@ def row(
     }
 
 
-def taken_over(new: SettingState, context: Context) -> list[dict[str, Any]]:
-    """The fields a create (or the new side of a replacement) sets: before (when known) → desired."""
-    return [field_change(name, context.before(new.key, name), new.values.get(name)) for name in new.desired_managed()]
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
 
 
-def updated(old: SettingState, new: SettingState) -> list[dict[str, Any]]:
-    """The fields an update changes (recorded → desired), newly managed or no longer managed, and on_delete."""
-    changes = []
+# -- what a step will send (preview, drift-check) ----------------------------------------------------
+
+
+def taken_over(new: SettingState) -> tuple[list[dict[str, Any]], str, str | None]:
+    """A create (or the new side of a replacement): the desired values; what SendGrid holds is read at deploy.
+
+    The originals are shown where the ledger's entry is known (the account was read before: a failed create,
+    a setting removed from the state). Returns (fields, sends, note)."""
+    originals = new.ledger()
+    fields = [
+        field_change(
+            name,
+            UNKNOWN,
+            new.values.get(name),
+            original=originals[name] if originals is not None and name in originals else UNKNOWN,
+        )
+        for name in new.desired_managed()
+    ]
+    return fields, "unknown", CREATE_UNKNOWN
+
+
+def updated(old: SettingState, new: SettingState) -> tuple[list[dict[str, Any]], str, str | None]:
+    """An update: the PATCH's body is exact (`changes_to_send(managed values, recorded values)`), plus what
+    changes without a request (fields newly managed or no longer managed, on_delete, the program's name)."""
+    managed = new.desired_managed()
+    body = changes_to_send({name: new.values.get(name) for name in managed}, old.live())
     was_managed = set(old.recorded_managed())
-    for name in new.desired_managed():
-        before, after = old.values.get(name), new.values.get(name)
-        if name not in was_managed:
-            changes.append(field_change(name, before, after, "now managed: restored to this value on delete"))
-        elif before != after:
-            changes.append(field_change(name, before, after))
-    for name in old.recorded_managed():
-        if name not in new.desired_managed():
-            value = old.values.get(name)
-            changes.append(field_change(name, value, value, "no longer managed: left as it is, not restored"))
-    if old.on_delete != new.on_delete:
-        changes.append(field_change("on_delete", old.on_delete, new.on_delete))
-    return changes
-
-
-def released(old: SettingState, context: Context) -> tuple[str, list[dict[str, Any]], str | None]:
-    """What a delete does to the account: (effect, fields before → after, note)."""
-    owner = context.claims.get(old.key)
-    managed = old.recorded_managed()
-    if owner is not None:
-        unchanged = [field_change(name, old.values.get(name), old.values.get(name)) for name in managed]
-        return "handover", unchanged, f"managed by {owner} from now on: nothing is sent"
-    mode = old.on_delete
+    held = old.held()
+    ledger = new.ledger()
     fields = []
     for name in managed:
-        before = old.values.get(name)
-        if mode == "disable" and name == "enabled":
-            fields.append(field_change(name, before, False))
-        elif mode == "restore":
-            original = old.original(name)
-            if original is None and name == "enabled":
-                fields.append(field_change(name, before, before, "no original recorded: left as it is"))
-            elif original is None:
-                # Absent before the stack set it (no url yet): restore clears it with "".
-                fields.append(field_change(name, before, "", "absent before: cleared"))
-            else:
-                fields.append(field_change(name, before, original))
+        if name in held:
+            original: Any = held[name]
+        elif ledger is not None and name in ledger:
+            original = ledger[name]
         else:
-            fields.append(field_change(name, before, before))
-    return mode, fields, None
+            original = UNKNOWN
+        before, after = old.values.get(name), new.values.get(name)
+        if name not in was_managed:
+            fields.append(field_change(name, before, after, "now managed: restored on delete", original=original))
+        elif name in body:
+            fields.append(field_change(name, before, after, original=original))
+    for name in old.recorded_managed():
+        if name not in managed:
+            value = old.values.get(name)
+            fields.append(field_change(name, value, value, "no longer managed: left as it is, not restored"))
+    if old.on_delete != new.on_delete:
+        fields.append(field_change("on_delete", old.on_delete, new.on_delete, "nothing is sent"))
+    note = None
+    if old.resource != new.resource:
+        note = f"renamed from {old.resource}: nothing is sent for the name"
+    sends = "unknown" if any(v is UNKNOWN for v in body.values()) else ("patch" if body else "nothing")
+    return fields, sends, note
+
+
+def given_back(old: SettingState) -> tuple[str, list[dict[str, Any]], str, str | None]:
+    """A delete: (effect, fields recorded → target, sends, note), by the provider's `give_back_target`."""
+    held = old.held()
+    if old.retained:
+        kept = [field_change(n, old.values.get(n), old.values.get(n)) for n in old.recorded_managed()]
+        return "keep", kept, "nothing", "retain_on_delete: the stack forgets it, nothing is sent"
+    target = old.give_back()
+    if not target:
+        kept = [field_change(n, old.values.get(n), old.values.get(n)) for n in old.recorded_managed()]
+        return "keep", kept, "nothing", "keep: nothing is sent"
+    fields = [
+        field_change(name, old.values.get(name), value, original=held.get(name, UNKNOWN))
+        for name, value in target.items()
+    ]
+    return old.on_delete, fields, "unknown", GIVE_BACK_UNKNOWN
+
+
+@dataclass(frozen=True)
+class Record:
+    """A 0.2.0 adoption record, as its outputs have it."""
+
+    urn: str
+    setting: TrackingSetting
+    region: str
+    on_behalf_of: str | None
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, urn: str, state: Mapping[str, Any] | None) -> Record | None:
+        if type_of(urn) != ADOPTION_TYPE or not state:
+            return None
+        values = _plain(_part(state, "outputs") or _part(state, "inputs"))
+        setting, region = SETTINGS.get(str(values.get("setting"))), values.get("region")
+        if setting is None or not isinstance(region, str):
+            return None
+        return cls(urn, setting, region, _text(values.get("on_behalf_of")), values)
+
+    @property
+    def key(self) -> str:
+        return setting_key(self.setting.name, self.region, self.on_behalf_of)
+
+    @property
+    def state(self) -> SettingState:
+        """As a setting of its account, for the row (the program's name is not known: the account's)."""
+        values = {"region": self.region, "on_behalf_of": self.on_behalf_of, "on_delete": self.values.get("on_delete")}
+        return SettingState(self.urn, BY_SETTING[self.setting.name], self.region, self.on_behalf_of, values)
+
+    def give_back(self) -> dict[str, Any]:
+        """AdoptionLogic.delete's target: from what the record observed at adoption (all such a state holds)."""
+        managed = self.values.get("managed_fields") or ["enabled"]
+        observed = self.values.get("observed")
+        on_delete = _text(self.values.get("on_delete")) or DEFAULT_ON_DELETE
+        return give_back_target(self.setting, on_delete, managed, observed if isinstance(observed, dict) else {})
+
+
+RETIRED = "its 0.2.0 adoption record is retired: nothing sent"
+
+
+def _retired_or_given_back(
+    record: Record, declared: set[str], deleted: set[str]
+) -> tuple[str, list[dict[str, Any]], str, str | None] | None:
+    """None when the record retires sending nothing (AdoptionLogic.delete: its account is declared, or its
+    setting gives it back in the run); else (effect, fields, sends, note) of its give-back from `observed`."""
+    if record.key in declared or record.key in deleted:
+        return None
+    target = record.give_back()
+    state = record.state
+    if not target:
+        return "keep", [], "nothing", "a 0.2.0 adoption record left behind, retired: keep, nothing is sent"
+    fields = [field_change(name, UNKNOWN, value, original=value) for name, value in target.items()]
+    note = "a 0.2.0 adoption record left behind by a failed give-back gives the account back from what it observed"
+    return state.on_delete, fields, "unknown", _join(note, GIVE_BACK_UNKNOWN)
+
+
+Step4 = tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]
+"""(op, urn, old state, new state) of one step."""
+
+
+def declared_keys(steps: Iterable[Step4]) -> set[str]:
+    """The account settings the program declares in this run: the ledger's `accounts`, and every setting the
+    run creates, updates or keeps."""
+    keys: set[str] = set()
+    for op, urn, _old, new in steps:
+        if op in DELETES or op == "refresh":
+            continue
+        if type_of(urn) == LEDGER_TYPE:
+            accounts = _part(new, "inputs").get("accounts")
+            if isinstance(accounts, dict):
+                keys.update(k for k in accounts if isinstance(k, str))
+        state = SettingState.of(urn, new, "inputs")
+        if state is not None and state.region:
+            keys.add(state.key)
+    return keys
+
+
+def _deleted_keys(steps: Iterable[Step4]) -> set[str]:
+    keys = set()
+    for op, urn, old, _new in steps:
+        state = SettingState.of(urn, old, "outputs")
+        if op in (*DELETES, "replace") and state is not None and state.region:
+            keys.add(state.key)
+    return keys
 
 
 def changed_fields(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -300,57 +438,71 @@ def changed_fields(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [f for f in entry["fields"] if not f["before_known"] or not f["after_known"] or f["before"] != f["after"]]
 
 
-def plan(
-    steps: Iterable[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]],
-) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
-    """A preview's steps → (rows, counts per action, settings as recorded). Adoption records are not rows."""
+def plan(steps: Iterable[Step4]) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+    """A preview's steps → (rows, counts per action, settings as recorded). The ledger is never a row."""
     steps = list(steps)
-    context = Context.of(steps)
+    declared, deleted = declared_keys(steps), _deleted_keys(steps)
     rows: list[dict[str, Any]] = []
     counts = dict.fromkeys((*ACTIONS, "same"), 0)
     recorded: list[dict[str, Any]] = []
+    retired: list[Record] = []
     for op, urn, old_state, new_state in steps:
-        old = SettingState.of(urn, old_state, "outputs")
-        new = SettingState.of(urn, new_state, "inputs")
         if op != "refresh" and old_state is not None and (entry := recorded_setting({**old_state, "urn": urn})):
             recorded.append(entry)
+        record = Record.of(urn, old_state)
+        if record is not None and op in DELETES:
+            found = _retired_or_given_back(record, declared, deleted)
+            if found is None:
+                retired.append(record)
+            else:
+                effect, fields, sends, note = found
+                rows.append(row(record.state, "delete", effect, fields, status="planned", sends=sends, note=note))
+            continue
+        old = SettingState.of(urn, old_state, "outputs")
+        new = SettingState.of(urn, new_state, "inputs")
         if op == "same" and new is not None:
             counts["same"] += 1
         elif op == "create" and new is not None:
-            rows.append(row(new, "create", "set", taken_over(new, context), status="planned"))
+            fields, sends, note = taken_over(new)
+            rows.append(row(new, "create", "set", fields, status="planned", sends=sends, note=note))
         elif op == "update" and old is not None and new is not None:
-            rows.append(row(new, "update", "set", updated(old, new), status="planned"))
+            fields, sends, note = updated(old, new)
+            rows.append(row(new, "update", "set", fields, status="planned", sends=sends, note=note))
         elif op == "delete" and old is not None:
-            effect, fields, note = released(old, context)
-            rows.append(row(old, "delete", effect, fields, status="planned", note=note))
+            effect, fields, sends, note = given_back(old)
+            rows.append(row(old, "delete", effect, fields, status="planned", sends=sends, note=note))
         elif op == "replace" and old is not None and new is not None:
-            rows.extend(replacement_rows(old, new, context, new_status="planned", old_status="planned"))
-    rows = merge_handovers(rows)
-    return rows, {**counts, **count(rows, "planned")}, by_account(recorded)
+            rows.extend(replacement_rows(old, new))
+    rows = _note_retired(rows, retired, "planned")
+    return sorted(rows, key=_order), {**counts, **count(rows, "planned")}, by_account(recorded)
+
+
+def _note_retired(rows: list[dict[str, Any]], records: list[Record], status: str) -> list[dict[str, Any]]:
+    """A record retired sending nothing: a note on its account's row, or a row of its own."""
+    by_key = {setting_key(r["setting"], str(r["region"]), r["on_behalf_of"]): r for r in rows if r["region"]}
+    for record in records:
+        entry = by_key.get(record.key)
+        if entry is not None:
+            entry["note"] = _join(entry["note"], RETIRED)
+        else:
+            rows.append(row(record.state, "delete", "unchanged", [], status=status, note=RETIRED))
+    return rows
+
+
+def replacement_rows(old: SettingState, new: SettingState) -> list[dict[str, Any]]:
+    """A replacement (delete first): the old account given back, then the new one taken over."""
+    pair = {"from": old.account, "to": new.account}
+    effect, old_fields, old_sends, old_note = given_back(old)
+    new_fields, new_sends, new_note = taken_over(new)
+    return [
+        row(new, "replace", "set", new_fields, status="planned", sends=new_sends, note=new_note, replacement=pair),
+        row(old, "replace", effect, old_fields, status="planned", sends=old_sends, note=old_note, replacement=pair),
+    ]
 
 
 def by_account(states: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Settings in a stable order (the engine's varies): by account, setting, resource."""
-    return sorted(states, key=lambda s: (str(s["account"]), s["setting"], s["resource"]))
-
-
-def merge_handovers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per account and setting: a delete that hands the account to a resource created in the same
-    run (a rename without an alias) becomes a note on that resource's row."""
-    taking = {
-        (r["account"], r["setting"]): r
-        for r in rows
-        if r["effect"] == "set" and r["action"] in ("create", "replace") and r["resource"]
-    }
-    kept = []
-    for entry in rows:
-        heir = taking.get((entry["account"], entry["setting"]))
-        if entry["effect"] == "handover" and entry["action"] == "delete" and heir is not None:
-            taken = f"takes over from {entry['resource']}, which leaves the stack without restoring anything"
-            heir["note"] = f"{heir['note']}; {taken}" if heir["note"] else taken
-            continue
-        kept.append(entry)
-    return sorted(kept, key=_order)
+    return sorted(states, key=lambda s: (str(s["account"]), s["setting"], str(s["resource"])))
 
 
 def _order(entry: Mapping[str, Any]) -> tuple[str, str, int]:
@@ -362,54 +514,31 @@ def _order(entry: Mapping[str, Any]) -> tuple[str, str, int]:
 
 
 def count(rows: Iterable[Mapping[str, Any]], status: str) -> dict[str, int]:
-    """Rows with `status` per action (a replacement once, by its new account), and failed rows."""
-    counts = dict.fromkeys((*ACTIONS, "failed"), 0)
+    """Rows with `status` per action (a replacement once, by its new account), failed rows, and the PATCHes
+    that reached SendGrid (`patches`: deploy only, from the journal)."""
+    counts = dict.fromkeys((*ACTIONS, "failed", "patches"), 0)
     for entry in rows:
-        if entry["status"] == "failed":
+        counts["patches"] += len(entry["requests"])
+        if entry["status"] in ("failed", "unknown"):
             counts["failed"] += 1
-        elif entry["status"] == status and (
-            entry["action"] != "replace" or (entry["replacement"] or {}).get("to") == entry["account"]
+        elif (
+            entry["status"] == status
+            and entry["effect"] != "unchanged"
+            and (entry["action"] != "replace" or (entry["replacement"] or {}).get("to") == entry["account"])
         ):
             counts[entry["action"]] += 1
     return counts
 
 
-def replacement_rows(
-    old: SettingState,
-    new: SettingState | None,
-    context: Context,
-    *,
-    new_status: str | None,
-    old_status: str,
-    old_note: str | None = None,
-    new_error: dict[str, Any] | None = None,
-    old_error: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """The two accounts of a replacement: the new one set (create first), then the old one released."""
-    pair = {"from": old.account, "to": new.account if new else "?"}
-    rows = []
-    if new is not None and new_status is not None:
-        rows.append(
-            row(new, "replace", "set", taken_over(new, context), status=new_status, replacement=pair, error=new_error)
-        )
-    if old_status == "skipped":
-        kept = [field_change(name, old.values.get(name), old.values.get(name)) for name in old.recorded_managed()]
-        rows.append(row(old, "replace", "unchanged", kept, status="skipped", note=old_note, replacement=pair))
-    else:
-        effect, fields, note = released(old, context)
-        rows.append(
-            row(
-                old,
-                "replace",
-                effect,
-                fields,
-                status=old_status,
-                note=old_note or note,
-                replacement=pair,
-                error=old_error,
-            )
-        )
-    return rows
+def request_text(entry: Mapping[str, Any]) -> str:
+    """What a row sends, in words: `PATCH enabled (applied)`, `PATCH if SendGrid differs`, `none`."""
+    if entry["requests"]:
+        return "; ".join(f"PATCH {', '.join(sorted(r['fields']))} ({r['status']})" for r in entry["requests"])
+    if entry["sends"] == "patch":
+        return "PATCH " + ", ".join(f["field"] for f in entry["fields"] if f["field"] != "on_delete" and not f["note"])
+    if entry["sends"] == "unknown":
+        return "PATCH if SendGrid differs"
+    return "none"
 
 
 def describe_row(entry: Mapping[str, Any]) -> str:
@@ -426,6 +555,7 @@ def describe_row(entry: Mapping[str, Any]) -> str:
     else:
         lead = {"set": "", "unchanged": "unchanged: "}.get(effect, f"{effect}: ")
         line = f"{entry['account']} {entry['setting']}: {lead}{text}"
+    line += f" [sends: {request_text(entry)}]"
     if entry.get("note"):
         line += f"; {entry['note']}"
     return line
@@ -441,9 +571,17 @@ def value(raw: Any, known: bool = True, limit: int | None = None) -> str:
     return text
 
 
-# -- a deploy: what the engine's step events say was done ----------------------------------------
+# -- a deploy: what the provider sent (its journal) and what the engine's step events say was done ----------
 
 STEP_EVENTS = {"resourcePreEvent": "started", "resOutputsEvent": "done", "resOpFailedEvent": "failed"}
+JOURNAL_OPS = {
+    "create": "take over",
+    "create-replacement": "take over",
+    "update": "update",
+    "delete": "give back",
+    "delete-replaced": "give back",
+}
+"""The journal's op for the PATCH each engine step may send."""
 
 
 @dataclass
@@ -476,119 +614,242 @@ def steps_of(events: Iterable[Mapping[str, Any]]) -> list[Step]:
     return list(steps.values())
 
 
-def applied(
-    steps: list[Step], errors_by_urn: Mapping[str, dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """A deploy's steps → (rows with status done / failed / skipped / unfinished, counts of what was done).
+def _journal_key(entry: Mapping[str, Any]) -> tuple[str, str]:
+    region = str(entry.get("region"))
+    return str(entry.get("op")), setting_key(str(entry.get("setting")), region, _text(entry.get("on_behalf_of")))
 
-    A step is done only when the engine reported its outputs; failed when it reported the failure.
-    The old account of a replacement whose create failed was not touched: it is `skipped`.
+
+def sent(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One PATCH of the journal as a row's `requests` item."""
+    return {
+        "op": entry.get("op"),
+        "fields": dict(entry.get("fields") or {}),
+        "before": dict(entry.get("before") or {}),
+        "after": entry.get("after") if isinstance(entry.get("after"), dict) else None,
+        "status": entry.get("status") if entry.get("status") in ("applied", "failed", "unknown") else "unknown",
+        "error": _text(entry.get("error")),
+    }
+
+
+def _sent_fields(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fields the PATCHes changed (or tried to): before as SendGrid held it, after as it holds it now
+    (applied: as re-read or answered; failed: unchanged; unknown: `?`)."""
+    fields: dict[str, dict[str, Any]] = {}
+    for request in requests:
+        for name, wanted in request["fields"].items():
+            before = request["before"].get(name)
+            after: Any
+            if request["status"] == "unknown":
+                after = UNKNOWN
+            elif request["after"] is not None:
+                after = request["after"].get(name)
+            else:
+                after = before  # refused: nothing changed
+            note = None
+            if request["status"] == "failed":
+                note = f"not changed: the PATCH of {value(wanted)} failed"
+            elif request["status"] == "unknown":
+                note = f"outcome unknown: a PATCH of {value(wanted)} was sent"
+            elif not same(after, wanted):
+                note = f"SendGrid answered {value(after)} to a PATCH of {value(wanted)}"
+            fields.setdefault(name, field_change(name, before, after, note))
+            fields[name].update(field_change(name, fields[name]["before"], after, note))
+    return list(fields.values())
+
+
+def _status(step: Step, requests: list[dict[str, Any]]) -> str:
+    """The row's status: the journal's word wins for a PATCH (failed, or unknown when never settled)."""
+    statuses = {r["status"] for r in requests}
+    if "unknown" in statuses:
+        return "unknown"
+    if "failed" in statuses and "applied" not in statuses:
+        return "failed"
+    return {"started": "unfinished"}.get(step.status, step.status)
+
+
+def applied(
+    steps: list[Step], errors_by_urn: Mapping[str, dict[str, Any]], journal: Iterable[Mapping[str, Any]] = ()
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """A deploy's steps and the provider's journal → (rows, counts of what was done).
+
+    Every PATCH of the journal is in exactly one row (a PATCH no step claims gets a row of its own). A step
+    with no PATCH sent nothing. A row is done only when the engine reported the step's outputs; failed when
+    it reported the failure or the journal says the PATCH failed; unknown when the PATCH never settled.
     """
-    context = Context.of((s.op, s.urn, s.old, s.new) for s in steps)
+    pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in journal:
+        pending.setdefault(_journal_key(entry), []).append(sent(entry))
+    plain = [(s.op, s.urn, s.old, s.new) for s in steps]
+    declared, deleted = declared_keys(plain), _deleted_keys(plain)
     counts = dict.fromkeys((*ACTIONS, "same", "failed"), 0)
     rows: list[dict[str, Any]] = []
-    by_key = {(s.op, s.urn): s for s in steps}
-    status_of = {"started": "unfinished"}
-
-    def status(step: Step) -> str:
-        return status_of.get(step.status, step.status)
-
+    retired: list[Record] = []
+    replaced = {s.urn: s for s in steps if s.op == "delete-replaced"}
+    replacing = {s.urn: s for s in steps if s.op == "create-replacement"}
+    records = [s for s in steps if Record.of(s.urn, s.old) is not None and s.op in DELETES]
     for step in steps:
-        error = errors_by_urn.get(step.urn) if step.status == "failed" else None
-        if type_of(step.urn) == ADOPTION_TYPE:
-            if step.status == "failed":
-                rows.append(_unreadable(step, error))
+        if any(step is r for r in records) or step.op == "refresh" or type_of(step.urn) not in PROVIDERS:
             continue
         old = SettingState.of(step.urn, step.old, "outputs")
         new = SettingState.of(step.urn, step.new, "inputs")
-        if step.op == "same" and new is not None:
+        error = errors_by_urn.get(step.urn) if step.status == "failed" else None
+        if step.op == "same":
             counts["same"] += 1
-        elif step.op == "create" and new is not None:
-            state = status(step)
-            rows.append(row(new, "create", "set", _created(step, new, context), status=state, error=error))
-        elif step.op == "update" and old is not None and new is not None:
-            state = status(step)
-            rows.append(row(new, "update", "set", updated(old, new), status=state, error=error))
-        elif step.op == "delete" and old is not None:
-            state = status(step)
-            effect, fields, note = released(old, context)
-            rows.append(row(old, "delete", effect, fields, status=state, note=note, error=error))
-        elif step.op == "create-replacement" and new is not None:
-            rows.extend(_replaced(step, new, by_key.get(("delete-replaced", step.urn)), context, errors_by_urn, status))
-    rows = merge_handovers(rows)
+            continue
+        state = old if step.op in DELETES else new
+        if state is None or step.op not in JOURNAL_OPS:
+            continue
+        requests = pending.pop((JOURNAL_OPS[step.op], state.key), [])
+        status = _status(step, requests)
+        pair = None
+        if step.op == "create-replacement" and step.urn in replaced:
+            gone = SettingState.of(step.urn, replaced[step.urn].old, "outputs")
+            pair = {"from": gone.account if gone else "?", "to": state.account}
+        elif step.op == "delete-replaced":
+            taking = SettingState.of(step.urn, (replacing.get(step.urn) or step).new, "inputs")
+            pair = {"from": state.account, "to": taking.account if taking else "?"}
+        action = (
+            "replace" if pair else {"create-replacement": "create", "delete-replaced": "delete"}.get(step.op, step.op)
+        )
+        if error is None and status in ("failed", "unknown"):
+            error = _journal_error(state, requests)
+        if step.op in DELETES:
+            effect, fields, note = _given_back_done(state, step, requests)
+        else:
+            effect, (fields, note) = "set", _set_done(step, old, state, requests)
+        rows.append(
+            row(
+                state,
+                action,
+                effect,
+                fields,
+                status=status,
+                sends="patch" if requests else "nothing",
+                requests=requests,
+                note=note,
+                replacement=pair,
+                error=error,
+            )
+        )
+    for step in records:
+        record = Record.of(step.urn, step.old)
+        assert record is not None  # listed above
+        requests = pending.pop(("give back", record.key), [])
+        if not requests and _retired_or_given_back(record, declared, deleted) is None and step.status != "failed":
+            retired.append(record)
+            continue
+        status = _status(step, requests)
+        error = errors_by_urn.get(step.urn) if step.status == "failed" else None
+        if error is None and status in ("failed", "unknown"):
+            error = _journal_error(record.state, requests)
+        mode = _text(record.values.get("on_delete")) or DEFAULT_ON_DELETE
+        note = "a 0.2.0 adoption record left behind gave the account back from what it observed"
+        fields = _sent_fields(requests)
+        if not requests:
+            note = "a 0.2.0 adoption record retired" + (
+                ": no request, SendGrid held the target" if step.status == "done" else ""
+            )
+        rows.append(
+            row(
+                record.state,
+                "delete",
+                mode if requests or record.give_back() else "keep",
+                fields,
+                status=status,
+                sends="patch" if requests else "nothing",
+                requests=requests,
+                note=note,
+                error=error,
+            )
+        )
+    for (op, key), requests in pending.items():  # PATCHes no step claims (the run's events were cut short)
+        rows.append(_orphan(op, key, requests))
+    rows = _note_retired(rows, retired, "done")
+    rows.sort(key=_order)
     return rows, {**counts, **count(rows, "done")}
 
 
-def _created(step: Step, new: SettingState, context: Context) -> list[dict[str, Any]]:
-    """A create's fields: before from the state (or the originals the create found), after as answered."""
+def _journal_error(state: SettingState, requests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    from .messages import error, split_hint  # noqa: PLC0415 - report.py stays free of the CLI's modules at import
+
+    for request in requests:
+        if request["error"]:
+            message, hint = split_hint(" ".join(request["error"].split()))
+            return error(
+                "sendgrid",
+                message,
+                hint or "run pipelines/deploy again: it reads SendGrid first and converges",
+                resource=state.resource,
+                setting=state.setting.name,
+                account=state.account,
+            )
+    return None
+
+
+def _set_done(
+    step: Step, old: SettingState | None, new: SettingState, requests: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A create's or update's fields: the PATCH's own before and after; without one, what changed without a
+    request (newly managed fields, on_delete) and that SendGrid already held the values."""
+    if requests:
+        fields = _sent_fields(requests)
+        if old is not None and step.op == "update":
+            planned, _, note = updated(old, new)
+            sent_names = {f["field"] for f in fields}
+            fields += [f for f in planned if f["field"] not in sent_names and f["note"]]
+            return fields, note
+        return fields, None
     answered = SettingState.of(step.urn, step.new, "outputs") if step.status == "done" else None
-    fields = []
-    for name in new.desired_managed():
-        before = context.before(new.key, name)
-        if before is UNKNOWN and answered is not None:
-            before = answered.original(name)
-        after = answered.values.get(name) if answered is not None else new.values.get(name)
-        fields.append(field_change(name, before, after))
-    return fields
+    if step.op == "update" and old is not None:
+        planned, _, note = updated(old, new)
+        return [f for f in planned if f["note"]], _join(note, "no request" if step.status == "done" else None)
+    if answered is None:
+        return [field_change(n, UNKNOWN, new.values.get(n)) for n in new.desired_managed()], None
+    held = answered.held()
+    fields = [
+        field_change(n, answered.values.get(n), answered.values.get(n), original=held.get(n, UNKNOWN))
+        for n in new.desired_managed()
+    ]
+    return fields, "no request: SendGrid already held these values"
 
 
-def _replaced(
-    create: Step,
-    new: SettingState,
-    delete: Step | None,
-    context: Context,
-    errors_by_urn: Mapping[str, dict[str, Any]],
-    status: Callable[[Step], str],
-) -> list[dict[str, Any]]:
-    old = SettingState.of(create.urn, create.old, "outputs")
-    if old is None:
-        return []
-    new_status = status(create)
-    new_row = replacement_rows(old, new, context, new_status=new_status, old_status="skipped")[0]
-    new_row["fields"] = _created(create, new, context)
-    if create.status == "failed":
-        new_row["error"] = errors_by_urn.get(create.urn)
-        note = (
-            f"the new account could not be taken over, so nothing was done to this one: {old.resource} still manages it"
-        )
-        return [new_row, *replacement_rows(old, None, context, new_status=None, old_status="skipped", old_note=note)]
-    if delete is None:
-        note = "not reached (the run stopped first): the next deploy releases it"
-        return [new_row, *replacement_rows(old, None, context, new_status=None, old_status="skipped", old_note=note)]
-    old_status = status(delete)
-    error = errors_by_urn.get(delete.urn) if delete.status == "failed" else None
-    old_rows = replacement_rows(old, None, context, new_status=None, old_status=old_status, old_error=error)
-    for entry in old_rows:
-        entry["replacement"] = {"from": old.account, "to": new.account}
-    return [new_row, *old_rows]
+def _given_back_done(
+    old: SettingState, step: Step, requests: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]], str | None]:
+    effect, planned, sends, note = given_back(old)
+    if requests:
+        return effect, _sent_fields(requests), None
+    if sends == "nothing":
+        return effect, planned, note
+    if step.status != "done":
+        return effect, planned, None
+    held = old.held()
+    fields = [field_change(n, v, v, original=held.get(n, UNKNOWN)) for n, v in old.give_back().items()]
+    return effect, fields, "no request: SendGrid already held these values"
 
 
-def _unreadable(step: Step, error: dict[str, Any] | None) -> dict[str, Any]:
-    """A failed adoption record: reading the account before taking it over, or giving it back, failed."""
-    giving_back = step.op in ("delete", "delete-replaced")
-    inputs = _part(step.old if giving_back else step.new, "outputs" if giving_back else "inputs")
-    setting = SETTINGS.get(str(inputs.get("setting")))
-    region, who = inputs.get("region"), inputs.get("on_behalf_of")
-    account = resource_id(str(region), who if isinstance(who, str) else None) if region else "?"
-    return {
-        "account": account,
-        "region": region if isinstance(region, str) else None,
-        "on_behalf_of": who if isinstance(who, str) else None,
-        "setting": setting.name if setting else str(inputs.get("setting")),
-        "resource": None,
-        "action": "delete" if giving_back else "create",
-        "effect": "unchanged",
-        "status": "failed",
-        "on_delete": inputs.get("on_delete") if giving_back else None,
-        "fields": [],
-        "note": (
-            "giving the account back failed: it keeps the stack's values, and the next run retries"
-            if giving_back
-            else "reading the setting before taking it over failed: nothing was changed for this account"
-        ),
-        "replacement": None,
-        "error": error,
-    }
+def _orphan(op: str, key: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PATCH of the journal that no step event claims: reported all the same."""
+    kind, _, account = key.partition("/")
+    region, _, who = account.partition("/")
+    provider = BY_SETTING.get(kind, ClickTrackingProvider)
+    state = SettingState(f"::{account}", provider, region, who or None, {"region": region, "on_behalf_of": who or None})
+    action = {"take over": "create", "update": "update"}.get(op, "delete")
+    statuses = {r["status"] for r in requests}
+    status = "unknown" if "unknown" in statuses else ("failed" if statuses == {"failed"} else "done")
+    note = "sent by a step whose outcome the engine did not report"
+    fields = _sent_fields(requests)
+    return row(
+        state,
+        action,
+        "set" if action != "delete" else "restore",
+        fields,
+        status=status,
+        sends="patch",
+        requests=requests,
+        note=note,
+        error=_journal_error(state, requests) if status != "done" else None,
+    )
 
 
 # -- a drift check: the refresh's reads against the state and the program ---------------------------
@@ -620,11 +881,15 @@ def drifted(
         if op != "refresh":
             continue
         recorded = SettingState.of(urn, old, "outputs")
-        read = after_refresh.get(urn)
+        read = after_refresh.get(urn) or new
         live = SettingState.of(urn, read, "outputs")
         if recorded is None or live is None or read is None:
             continue
-        live_states.append(recorded_setting({**read, "urn": urn}) or {})
+        described = recorded_setting({**read, "urn": urn}) or recorded_setting(
+            {"outputs": _part(read, "inputs"), "urn": urn}
+        )
+        if described is not None:
+            live_states.append(described)
         want = desired.get(urn)
         for name in recorded.recorded_managed():
             was, now = recorded.values.get(name), live.values.get(name)
@@ -635,7 +900,7 @@ def drifted(
             if want is None and urn not in removed:
                 continue  # no step after the refresh: the program wants what is live (the next deploy records it)
             if want is None:
-                note = "removed from the program: the next deploy releases it"
+                note = "removed from the program: the next deploy gives it back"
             elif want.key != recorded.key:
                 note = f"the program moves this setting to {want.account}"
             elif name not in want.desired_managed():

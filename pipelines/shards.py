@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_sendgrid_tracking.fleet import FLEET_FILE, FLEET_KEYS, SHARD, FleetConfigError, fleet_from_stack_config
+from pulumi_sendgrid_tracking.inputs import setting_key
 from pulumi_sendgrid_tracking.shards import (
     MAX_SHARDS,
     SHARD_STACK,
@@ -660,6 +661,88 @@ class _Mover:
         self.write(source, origin)
 
 
+LEDGER_TYPE = "pulumi-python:dynamic/sendgrid:Originals"
+"""The stack's originals ledger: its entries of the moved accounts go with them."""
+
+
+def _ledger(export: Mapping[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in _resources(export) if r.get("type") == LEDGER_TYPE), None)
+
+
+def _setting_key(resource: Mapping[str, Any]) -> str | None:
+    setting = SETTING_TYPES.get(str(resource.get("type")))
+    outputs = resource.get("outputs") or resource.get("inputs") or {}
+    region, who = outputs.get("region"), outputs.get("on_behalf_of")
+    if setting is None or not isinstance(region, str):
+        return None
+    return setting_key(setting.name, region, who if isinstance(who, str) and who else None)
+
+
+def _without_dependency(resource: dict[str, Any], urn: str) -> None:
+    resource["dependencies"] = [d for d in resource.get("dependencies") or [] if d != urn]
+    for name, deps in (resource.get("propertyDependencies") or {}).items():
+        resource["propertyDependencies"][name] = [d for d in deps if d != urn]
+
+
+def _detach(mover: _Mover, source: str, urns: list[str]) -> None:
+    """Drop the moving settings' dependency on the source's ledger, so a move never leaves one dangling."""
+    export = mover.export(source)
+    ledger = _ledger(export)
+    if ledger is None:
+        return
+    wanted = set(urns)
+    moving = [
+        r for r in _resources(export) if r.get("urn") in wanted and ledger["urn"] in (r.get("dependencies") or [])
+    ]
+    for resource in moving:
+        _without_dependency(resource, str(ledger["urn"]))
+    if moving:
+        mover.write(source, export)
+
+
+def _ledger_part(ledger: Mapping[str, Any], part: str, keys: set[str]) -> dict[str, Any]:
+    values = (ledger.get(part) or {}).get("entries" if part == "outputs" else "accounts") or {}
+    return {k: v for k, v in values.items() if k in keys}
+
+
+def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None:
+    """The moved accounts' ledger entries, from the source's ledger into the destination's (created as a
+    copy when it has none), and each moved setting depending on it again, as the program declares it."""
+    origin = mover.export(source)
+    old = _ledger(origin)
+    if old is None or not keys:
+        return
+    entries = {k: v for k, v in ((old.get("outputs") or {}).get("entries") or {}).items() if k in keys}
+    accounts = {k: v for k, v in ((old.get("outputs") or {}).get("accounts") or {}).items() if k in keys}
+    target = mover.export(dest)
+    ledger = _ledger(target)
+    resources = target["deployment"]["resources"]
+    if ledger is None:
+        ledger = _rewrite(old, source, dest)
+        ledger["inputs"] = {**(ledger.get("inputs") or {}), "accounts": {}}
+        ledger["outputs"] = {**(ledger.get("outputs") or {}), "accounts": {}, "entries": {}}
+        root = next((r for r in resources if r.get("type") == "pulumi:pulumi:Stack"), None)
+        provider = next((r for r in resources if r.get("type") == PROVIDER_TYPE), None)
+        if root is not None:
+            ledger["parent"] = root["urn"]
+        if provider is not None:
+            ledger["provider"] = f"{provider['urn']}::{provider['id']}"
+        first = next((i for i, r in enumerate(resources) if r.get("type") in SETTING_TYPES), len(resources))
+        resources.insert(first, ledger)
+    for part, values in (("inputs", accounts), ("outputs", accounts)):
+        ledger.setdefault(part, {}).setdefault("accounts", {}).update(values)
+    ledger["outputs"].setdefault("entries", {}).update(entries)
+    for resource in resources:
+        if _setting_key(resource) in keys and ledger["urn"] not in (resource.get("dependencies") or []):
+            resource["dependencies"] = [*(resource.get("dependencies") or []), ledger["urn"]]
+    mover.write(dest, target)
+    for part, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):
+        kept = (old.get(part) or {}).get(name)
+        if isinstance(kept, dict):
+            old[part][name] = {k: v for k, v in kept.items() if k not in keys}
+    mover.write(source, origin)
+
+
 def reshard(fleet: Fleet) -> list[str]:
     """Move every account of the shard stacks of another count (or of the unsharded stack), with its state,
     into the stacks of `fleet.count`.
@@ -699,7 +782,10 @@ def reshard(fleet: Fleet) -> list[str]:
                 dest = shard_stack(fleet.base, Shard(shard_of(account, fleet.count), fleet.count))
                 moves.setdefault(dest, []).append(str(resource["urn"]))
         for dest, urns in sorted(moves.items()):
+            keys = {k for r in _resources(mover.export(source)) if r.get("urn") in set(urns) and (k := _setting_key(r))}
+            _detach(mover, source, urns)
             mover.move(source, dest, urns)
+            _carry_ledger(mover, source, dest, keys)
             done.append(f"moved {len(urns)} resource(s) from {source} to {dest}")
         if any(_account_of(r) for r in _resources(mover.export(source))):
             raise PipelineError(f"{source} still manages accounts after the move", None, kind="backend")

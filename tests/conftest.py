@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TypeVar, overload
 
@@ -16,6 +17,29 @@ from pulumi_sendgrid_tracking.singleton import RUN
 TEST_KEY = "SG.test-key"
 OTHER_KEY = "SG.rotated-test-key"
 PROJECT = "sendgrid-click-tracking"
+
+
+@pytest.hookimpl(trylast=True)  # after tests/e2e/conftest.py has marked the engine tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under an id of its own, longest first.
+
+    `make test` runs the tests in parallel processes (pytest-xdist, `--dist loadgroup`). The controller
+    hands out tests by node id: of tests sharing one, only one would run. Schemathesis' items (under
+    pytest 9) leave their operation, `[GET /v3/...]`, out of the id: it goes back in. Any id still shared
+    stops the run here rather than dropping tests silently.
+
+    Order: tests marked `long`, then the engine tests, then the rest (each in collection order). Each
+    process takes the next test as it finishes one: a test of minutes taken last would leave the others
+    idle at the end.
+    """
+    for item in items:
+        _, bracket, params = item.name.partition("[")
+        if bracket and not item.nodeid.endswith("]"):
+            item._id = item._id.with_params(params.removesuffix("]"))  # type: ignore[attr-defined]
+    shared = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if shared:
+        raise pytest.UsageError(f"tests sharing a node id (a parallel run would run one of each): {shared}")
+    items.sort(key=lambda item: 0 if item.get_closest_marker("long") else 1 if item.get_closest_marker("engine") else 2)
 
 
 @pytest.fixture(autouse=True)

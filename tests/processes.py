@@ -68,7 +68,7 @@ def describe(processes: dict[int, list[str]]) -> str:
     return "\n".join(f"  {pid}: {' '.join(argv)[:200]}" for pid, argv in sorted(processes.items()))
 
 
-def wait_until_gone(session: int, project_dir: Path | None = None, timeout: float = 30) -> dict[int, list[str]]:
+def wait_until_gone(session: int, project_dir: Path | None = None, timeout: float = 60) -> dict[int, list[str]]:
     """Polls until no process of the run is left, for at most `timeout` seconds; returns those still there."""
     deadline = time.monotonic() + timeout
     while (left := run_processes(session, project_dir)) and time.monotonic() < deadline:
@@ -141,7 +141,7 @@ class EngineRun:
     def processes(self) -> dict[int, list[str]]:
         return run_processes(self.session, self.project.dir)
 
-    def wait_until_gone(self, timeout: float = 30) -> dict[int, list[str]]:
+    def wait_until_gone(self, timeout: float = 60) -> dict[int, list[str]]:
         """Waits for the engine to exit and every process of the run to go; returns those still there."""
         self.proc.wait(timeout=120)
         self._reader.join(timeout=30)  # all of the output is in

@@ -69,10 +69,11 @@ def test_transient_fault_is_retried_to_success(emulator: Emulator, waits: list[f
 
 
 def test_hang_past_read_timeout_is_retried(emulator: Emulator) -> None:
-    emulator.state.add_fault(Fault("hang", count=1, hang_seconds=1.5))
+    # The hang is far longer than the read timeout, so the bound holds however loaded the machine is.
+    emulator.state.add_fault(Fault("hang", count=1, hang_seconds=30))
     started = time.monotonic()
     assert get(client_for(emulator, request_timeout=0.3))["enabled"] is True
-    assert time.monotonic() - started < 1.5  # did not wait for the hung answer
+    assert time.monotonic() - started < 30  # did not wait for the hung answer
     assert [e["fault"] for e in emulator.state.request_log()][-1] is None
 
 

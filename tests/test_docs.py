@@ -57,6 +57,8 @@ def sh_commands(page: Path) -> list[list[str]]:
     for body in blocks(page, "sh"):
         for line in body.splitlines():
             words = shlex.split(line, comments=True)
+            while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # VAR=value before a command
+                words = words[1:]
             while words:
                 cut = words.index("&&") if "&&" in words else len(words)
                 commands.append(words[:cut])

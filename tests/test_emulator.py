@@ -176,13 +176,14 @@ def test_list_and_siblings(emulator: Emulator) -> None:
     assert ga.json()["utm_source"] == "x"
 
 
-def test_rate_limit_headers_and_429(emulator: Emulator) -> None:
-    emulator.state.configure(rate_limit=2, rate_window=60)
-    first, second, third = (call(emulator, "GET", headers=AUTH) for _ in range(3))
+def test_rate_limit_headers_and_429() -> None:
+    now = time.time()  # the emulator's clock stands still: the three requests fall in one window, however slow
+    with Emulator(EmulatorState(api_keys=[TEST_KEY], rate_limit=2, rate_window=60, clock=lambda: now)) as emulator:
+        first, second, third = (call(emulator, "GET", headers=AUTH) for _ in range(3))
     assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == ("2", "1")
     assert second.headers["X-RateLimit-Remaining"] == "0"
     assert envelope(third) == (429, "too many requests", None)
-    assert int(third.headers["X-RateLimit-Reset"]) > time.time()
+    assert now < int(third.headers["X-RateLimit-Reset"]) <= now + 60
 
 
 @pytest.mark.parametrize("kind", ["500", "502", "503", "504"])
@@ -223,7 +224,7 @@ def test_malformed_and_reset_and_hang_faults(emulator: Emulator) -> None:
     emulator.state.add_fault(Fault("reset"))
     with pytest.raises(requests.ConnectionError):
         call(emulator, "GET", headers=AUTH)
-    emulator.state.add_fault(Fault("hang", hang_seconds=1.0))
+    emulator.state.add_fault(Fault("hang", hang_seconds=30.0))  # far past the timeout, however loaded the machine
     with pytest.raises(requests.ReadTimeout):
         requests.get(emulator.base_url + CLICK, headers=AUTH, timeout=0.2)
 
@@ -315,5 +316,7 @@ def test_stops_cleanly() -> None:
     before = threading.active_count()
     with Emulator() as running:
         requests.get(running.base_url + CLICK, timeout=5)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # polled: a loaded machine may take a while to end the threads
+    while threading.active_count() > before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert threading.active_count() <= before + 1

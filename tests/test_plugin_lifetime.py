@@ -71,7 +71,7 @@ class StandIn:
         """The processes of the run, the stand-in engine left out."""
         return {p: a for p, a in run_processes(self.session).items() if p != self.proc.pid}
 
-    def wait_until_only_engine(self, timeout: float = 15) -> dict[int, list[str]]:
+    def wait_until_only_engine(self, timeout: float = 60) -> dict[int, list[str]]:
         deadline = time.monotonic() + timeout
         while (left := self.others()) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -145,7 +145,7 @@ def test_host_stops_its_program_when_the_engine_is_killed(
         assert host in engine.others()  # the engine is still there: the signal alone decides nothing
     engine.proc.kill()
     engine.proc.wait(timeout=30)
-    left = wait_until_gone(engine.session, timeout=15)
+    left = wait_until_gone(engine.session)
     assert left == {}, f"left behind by a killed engine:\n{describe(left)}"
 
 
@@ -198,7 +198,7 @@ def test_guard_stops_the_provider_when_the_engine_is_killed(guarded_provider: St
         assert len(guarded_provider.others()) == 3  # the engine is still there: the signal decides nothing
     guarded_provider.proc.kill()
     guarded_provider.proc.wait(timeout=30)
-    left = wait_until_gone(guarded_provider.session, timeout=15)
+    left = wait_until_gone(guarded_provider.session)
     assert left == {}, f"left behind by a killed engine:\n{describe(left)}"
 
 

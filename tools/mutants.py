@@ -12,7 +12,7 @@ header lines git ignores: `# defect: <what it breaks>` and `# caught-by: <pytest
 4. writes docs/mutants.json and the "Mutants" section of docs/reliability.md from it.
 
 Exit 0 when every defect was caught and the baseline passed; 1 otherwise. Needs the engine (`make engine`).
-Usage: python -m tools.mutants [name ...]   (default: every patch)
+Usage: python -m tools.mutants [name ...]   (default: every patch; named ones update their rows of the last run)
 """
 
 from __future__ import annotations
@@ -163,7 +163,17 @@ def main(argv: list[str]) -> int:
         "caught": sum(1 for r in rows if r["caught"]),
         "rows": rows,
     }
-    if not argv:
+    if argv and FIGURES.exists():  # a partial run updates those rows of the last full run
+        last = json.loads(FIGURES.read_text(encoding="utf-8"))
+        fresh = {r["name"]: r for r in rows}
+        rows = [fresh.pop(r["name"], r) for r in last["rows"]] + list(fresh.values())
+        figures.update(
+            rows=rows,
+            total=len(rows),
+            caught=sum(1 for r in rows if r["caught"]),
+            baseline_passed=baseline_passed and last["baseline_passed"],
+        )
+    if not argv or FIGURES.exists():
         FIGURES.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Reliability and security figures\n"
         DOC.write_text(replace_section(doc, figures), encoding="utf-8")

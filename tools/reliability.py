@@ -46,10 +46,13 @@ INTRO = [
 ]
 # The stateful test's runs, and what writing it found: rendered in its section whether or not it ran.
 STATEFUL_RUNS = [
-    "The faults are 429s and 500s (transient, persistent, or after the PATCH was applied); the interruptions are",
-    "SIGINT, two SIGINTs or SIGKILL, sent when the emulator's request log shows the run got that far.",
+    "The faults are 429 storms, 500s and 503s on GET or PATCH (once or persistently), PATCHes SendGrid applied",
+    "before answering with a 500, a 503 or a malformed body; the interruptions are SIGINT, two SIGINTs or",
+    "SIGKILL, sent when the emulator's request log shows the run got that far. Each edit of the program may",
+    "deploy at once, under a fault or interrupted, so most sequences reach one; they hit creates, updates,",
+    "give-backs (an account removed, `destroy`, `destroy --target`), refreshes and the deploy script alike.",
     "A failure prints the shrunk sequence as rule calls, with comments saying what each step ran and found.",
-    "`make test` runs 3 sequences of 6 steps with the fixed seed `STATEFUL_SEED=0` (about 1.5 minutes);",
+    "`make test` runs 3 sequences of 6 steps with the fixed seed `STATEFUL_SEED=0` (2 to 8 minutes);",
     "`make reliability` runs a long one (`STATEFUL_EXAMPLES=15 STATEFUL_STEPS=8` by default, a random seed",
     "this page names; `python -m tools.reliability stateful` runs only that). Writing it turned up one",
     "violation, now fixed: an update whose PATCH SendGrid applied but whose answer was lost failed and kept",
@@ -58,6 +61,7 @@ STATEFUL_RUNS = [
     "(`test_a_reverted_update_whose_patch_landed_but_failed` replays the sequence through the machine's rules).",
     "",
 ]
+STATEFUL_PHASES = ("create", "update", "give-back", "refresh", "pipeline")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -118,44 +122,74 @@ def render_stateful(figures: dict[str, Any] | None) -> list[str]:
     out = [STATEFUL_HEADING, ""]
     if figures is None:
         return [*out, *STATEFUL_RUNS, "Not run yet: `python -m tools.reliability stateful`.", ""]
-    interruptions = figures.get("interruptions") or {}
     out += [
         "`tests/e2e/test_stateful.py`: a Hypothesis rule-based state machine that drives the real `pulumi` CLI",
         "against the emulator through random sequences of program edits (add, remove, rename with and without an",
-        "alias, flip `enabled`, change `replace`/`utm_source`, the region, `on_delete`, a second resource for one",
-        "account), out-of-band changes, injected faults, interrupted runs with the recovery of",
-        "[Interrupted runs](behaviour.md#interrupted-runs), and `up`,",
-        "`up --refresh`, `refresh`, `preview`, `destroy`. After every step it checks the invariant (SendGrid equals",
-        "the state, or a plain preview shows a change for the account; drift made out of band shows in",
-        "`preview --refresh`), every recorded original against the model's value from before the takeover, what",
-        "each give-back did, and convergence after each successful run; at the end `destroy --refresh` must",
-        "give every account back. A violation fails the run with the shrunk sequence.",
+        "alias, flip `enabled`, set `replace`/`utm_source` or leave it unmanaged and manage it again, the region,",
+        "`on_delete`, values passed as Outputs, `retain_on_delete`, `ignore_changes`, a second resource for one",
+        "account), out-of-band changes, `up`, `up --refresh`, `refresh`, `preview`, `destroy`, `destroy --target`,",
+        "`up --target` (with and without the originals ledger's URN), `up --exclude`, a protected resource",
+        "removed, the GitOps scripts (`pipelines/deploy`, `preview`, `drift-check`), injected faults, and",
+        "interrupted runs with the recovery of [Interrupted runs](behaviour.md#interrupted-runs). After every step",
+        "it checks the invariant (SendGrid equals the state, or a plain preview shows a change for the account;",
+        "drift made out of band shows in `preview --refresh`), every original the state holds (each setting's and",
+        "the ledger's) against the model's value from when the stack first took that field over (never a value",
+        "the stack wrote), what each give-back did (a retained resource sends nothing), and convergence after",
+        "each successful run; at the end `destroy --refresh` must give every account back. A violation fails the",
+        "run with the shrunk sequence.",
         "",
         *STATEFUL_RUNS,
         f"Last long run: {figures['measured']}, seed {figures['seed']}, {figures['examples']} sequences of "
         f"{figures['steps_per_sequence']} steps requested, {figures['seconds']} s.",
         "",
     ]
+    phases = figures.get("phases") or {}
+    disturbed = figures.get("disturbed_sequences")
     out += _table(
         [
             "sequences run",
+            "of them reaching a fault or an interruption",
             "steps run",
             "checks that needed a preview",
-            "interrupted runs (SIGINT / two SIGINTs / SIGKILL)",
-            "runs under an injected fault",
             "violations found (target 0)",
         ],
         [
             [
                 figures["sequences"],
+                "-" if disturbed is None else disturbed,
                 figures["steps"],
                 figures["preview_checks"],
-                " / ".join(str(interruptions.get(k, 0)) for k in ("SIGINT", "two SIGINTs", "SIGKILL")),
-                figures["fault_runs"],
                 figures["violations"],
             ]
         ],
     )
+    if phases:
+        out += [
+            "",
+            "Faults and interruptions injected, per phase (a run that goes through several counts in each):",
+            "",
+        ]
+        rows = []
+        for phase in STATEFUL_PHASES:
+            row = phases.get(phase) or {}
+            interruptions = row.get("interruptions") or {}
+            rows.append(
+                [
+                    phase,
+                    row.get("fault_runs", 0),
+                    row.get("faulted_requests", 0),
+                    " / ".join(str(interruptions.get(k, 0)) for k in ("SIGINT", "two SIGINTs", "SIGKILL")),
+                ]
+            )
+        out += _table(
+            [
+                "phase",
+                "runs under an injected fault",
+                "requests answered with a fault",
+                "interrupted runs (SIGINT / two SIGINTs / SIGKILL)",
+            ],
+            rows,
+        )
     if figures.get("failure"):
         out += ["", "The failing sequence, as Hypothesis printed it:", "", "```", figures["failure"], "```"]
     return [*out, ""]

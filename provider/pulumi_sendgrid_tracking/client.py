@@ -19,9 +19,10 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -97,6 +98,7 @@ def shared_pacer(per_second: float) -> RequestPacer:
         return pacer
 
 
+T = TypeVar("T")
 Validate = Callable[[dict[str, Any]], dict[str, Any]]
 """Checks a 2xx answer's JSON object and returns what the caller keeps; raises ValueError if malformed."""
 
@@ -266,7 +268,23 @@ class SendGridClient:
 
     def get(self, path: str, on_behalf_of: str | None = None, *, validate: Validate | None = None) -> dict[str, Any]:
         """GET a setting: SendGrid's JSON object, checked by `validate`. Safe to retry."""
-        return self._call("GET", path, None, on_behalf_of, validate)
+        return cast(dict[str, Any], self._call("GET", path, None, on_behalf_of, validate))
+
+    def get_list(
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        *,
+        validate: Callable[[Any], T],
+        on_behalf_of: str | None = None,
+    ) -> T:
+        """GET one page of a list (`/v3/subusers`, `/v3/partners/accounts`) with its query `params`.
+
+        The answer may be a JSON array or object; `validate` checks it (ValueError when malformed, asked
+        again as for a setting) and returns what the caller keeps. Safe to retry; paced and retried as `get`.
+        """
+        query = "?" + urlencode(sorted((k, str(v)) for k, v in params.items())) if params else ""
+        return cast(T, self._call("GET", path + query, None, on_behalf_of, validate, any_json=True))
 
     def update(
         self,
@@ -283,7 +301,7 @@ class SendGridClient:
         """
         if not body:
             raise ValueError("an update needs at least one field")
-        return self._call("PATCH", path, body, on_behalf_of, validate)
+        return cast(dict[str, Any], self._call("PATCH", path, body, on_behalf_of, validate))
 
     def _call(
         self,
@@ -291,13 +309,15 @@ class SendGridClient:
         path: str,
         body: dict[str, Any] | None,
         on_behalf_of: str | None,
-        validate: Validate | None,
-    ) -> dict[str, Any]:
+        validate: Callable[[Any], Any] | None,
+        *,
+        any_json: bool = False,
+    ) -> Any:
         """One logical call: HTTP retries by urllib3, plus asking again on a malformed 2xx body."""
         for attempt in range(MALFORMED_BODY_RETRIES + 1):
             response = self._send(method, path, body, on_behalf_of)
             try:
-                return _parse(response, method, path, on_behalf_of, validate)
+                return _parse(response, method, path, on_behalf_of, validate, any_json=any_json)
             except MalformedResponseError:
                 if attempt == MALFORMED_BODY_RETRIES:
                     raise
@@ -377,13 +397,19 @@ def _describe(exc: requests.RequestException) -> str:
 
 
 def _parse(
-    response: requests.Response, method: str, path: str, on_behalf_of: str | None, validate: Validate | None
-) -> dict[str, Any]:
+    response: requests.Response,
+    method: str,
+    path: str,
+    on_behalf_of: str | None,
+    validate: Callable[[Any], Any] | None,
+    *,
+    any_json: bool = False,
+) -> Any:
     try:
         payload = response.json()
     except ValueError:
         raise MalformedResponseError(method, path, "not JSON", on_behalf_of=on_behalf_of) from None
-    if not isinstance(payload, dict):
+    if not any_json and not isinstance(payload, dict):
         raise MalformedResponseError(method, path, "expected a JSON object", on_behalf_of=on_behalf_of)
     if validate is None:
         return payload

@@ -135,14 +135,26 @@ class AuthenticationError(APIError):
     )
 
 
-def _scope(method: str, path: str) -> str:
-    setting = path.rstrip("/").rsplit("/", 1)[-1]
+LIST_SCOPES: Mapping[str, str] = {
+    "/v3/tracking_settings": "tracking_settings.read",
+    "/v3/subusers": "subusers.read",
+    "/v3/partners/accounts": "partners.accounts.read",
+}
+"""The scope of each list endpoint (SendGrid does not name the one of /v3/partners/accounts: a guess)."""
+
+
+def scope_for(method: str, path: str) -> str:
+    """The API key scope a request needs: `tracking_settings.click.update`, `subusers.read`, ..."""
+    bare = path.split("?", 1)[0].rstrip("/")
+    if bare in LIST_SCOPES:
+        return LIST_SCOPES[bare]
+    setting = bare.rsplit("/", 1)[-1]
     return f"tracking_settings.{setting}.{'update' if method == 'PATCH' else 'read'}"
 
 
 class PermissionDeniedError(APIError):
     def default_hint(self) -> str:
-        text = f"the key needs the {_scope(self.method, self.path)} scope"
+        text = f"the key needs the {scope_for(self.method, self.path)} scope"
         if self.on_behalf_of:
             text += f", and {self.on_behalf_of!r} must be a subuser (or customer account) of the key's account"
         return text + "."

@@ -395,8 +395,9 @@ class OriginalsLogic(_SendGridProvider):
     Input `accounts`: setting key (`click/global/alice`) → {setting, region, on_behalf_of, managed}, every
     account setting the program declares. Output `entries`: setting key → {originals: {field: value}} for
     each, plus `error` where SendGrid could not be read (that setting's create or update then fails with
-    it, and the next run reads again). Entries of accounts the program no longer declares are dropped:
-    their setting resources hold their own originals until they give the account back.
+    it, and the next run reads again). Entries of accounts the program no longer declares are kept as
+    `released` (their setting resources give the account back from their own originals): declared again,
+    an account finds the values from before this stack first took it over, and is not read again.
     """
 
     INPUT = "accounts"
@@ -437,8 +438,9 @@ class OriginalsLogic(_SendGridProvider):
         entries = _mapping(olds.get(self.OUTPUT))
         if _is_unknown(accounts) or not isinstance(accounts, dict):
             return DiffResult(changes=True)
+        active = {key for key, entry in entries.items() if not (isinstance(entry, dict) and entry.get("released"))}
         changes = (
-            set(entries) != set(accounts)
+            active != set(accounts)
             or any("error" in entry for entry in entries.values() if isinstance(entry, dict))
             or bool(self._to_read(entries, accounts))
         )
@@ -455,7 +457,7 @@ class OriginalsLogic(_SendGridProvider):
         return ReadResult(id_, outs, {self.INPUT: outs.get(self.INPUT) or {}})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Read the newly declared accounts and fields; keep every original already held; drop the rest."""
+        """Read the newly declared accounts and fields; keep every original already held; release the rest."""
         entries = _mapping(olds.get(self.OUTPUT))
         accounts = news.get(self.INPUT) or {}
         return UpdateResult({self.INPUT: accounts, self.OUTPUT: self._entries(entries, accounts)})
@@ -505,6 +507,12 @@ class OriginalsLogic(_SendGridProvider):
         for key, originals in held.items():
             values, names = pack_originals(originals)
             entries[key] = {"originals": values, "held": names, **({"error": errors[key]} if key in errors else {})}
+        for key in sorted(set(old) - set(accounts)):
+            # Released, not forgotten: an account the program declares again (its give-back may have failed,
+            # or be blocked by `protect`, and SendGrid still hold this stack's value) finds the values from
+            # before this stack first took it over, never a read of what this stack wrote.
+            values, names = pack_originals(self._held(old, key))
+            entries[key] = {"originals": values, "held": names, "released": True}
         return entries
 
 

@@ -1,7 +1,8 @@
 """The repository's program with per-setting fleets, through the real engine against the emulator.
 
 The upgrade from the click-only program changes nothing; new setting blocks create exactly their
-resources (and adoption records) and PATCH only the managed fields that differ; defaults apply and
+resources (and the stack's ledger reads each new account setting once) and PATCH only the managed
+fields that differ; defaults apply and
 are overridden; a setting removed from an account is put back per its onDelete.
 """
 
@@ -104,16 +105,21 @@ def _new_log_entries(project: PulumiProject) -> list[tuple[str, str, str, str | 
 
 
 def state(project: PulumiProject) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Resource name → (type, outputs) of every sendgrid resource in the state, adoption records included."""
+    """The program's resource name → (type, outputs) of every sendgrid resource in the state, the stack's
+    ledger (`originals`) included. The engine names a setting by its account; the program's name is `name`."""
     return {
-        r["urn"].rsplit("::", 1)[1]: (r["type"].rsplit(":", 1)[1], r.get("outputs", {}))
+        r.get("outputs", {}).get("name") or r["urn"].rsplit("::", 1)[1]: (
+            r["type"].rsplit(":", 1)[1],
+            r.get("outputs", {}),
+        )
         for r in project.export()["deployment"].get("resources", [])
         if r["type"].startswith("pulumi-python:dynamic/sendgrid:")
     }
 
 
 def planned(project: PulumiProject) -> set[tuple[str, str, str]]:
-    """(op, type, name) of every step of `pulumi preview` that is not `same`."""
+    """(op, type, engine name) of every step of `pulumi preview` that is not `same`: a setting's engine name
+    is its account (`global/alice`), the ledger's `originals`."""
     data = json.loads(project.run("preview", "--json").stdout)
     return {
         (step["op"], step["urn"].split("::")[2].rsplit(":", 1)[1], step["urn"].rsplit("::", 1)[1])
@@ -192,19 +198,16 @@ subusers:
 """,
     )
     assert planned(project) == {
-        ("create", "OpenTracking", "open-subuser-alice"),
-        ("create", "SubscriptionTracking", "subscription-subuser-alice"),
-        ("create", "GoogleAnalytics", "google-analytics-subuser-alice"),
-        ("create", "OpenTracking", "open-subuser-carol"),
-        ("create", "Adoption", "open/global/alice"),
-        ("create", "Adoption", "subscription/global/alice"),
-        ("create", "Adoption", "google_analytics/global/alice"),
-        ("create", "Adoption", "open/eu/carol"),
+        ("create", "OpenTracking", "global/alice"),
+        ("create", "SubscriptionTracking", "global/alice"),
+        ("create", "GoogleAnalytics", "global/alice"),
+        ("create", "OpenTracking", "eu/carol"),
+        ("update", "Originals", "originals"),  # the ledger reads the new account settings
     }
     assert requests(project) == []  # preview sends nothing
     project.up()
     sent = requests(project)
-    assert sorted(r for r in sent if r[1] == "GET") == [  # one read per adoption record, nothing else
+    assert sorted(r for r in sent if r[1] == "GET") == [  # the ledger's one read per new setting, nothing else
         ("eu", "GET", "open", "carol", None),
         ("global", "GET", "google_analytics", "alice", None),
         ("global", "GET", "open", "alice", None),
@@ -238,24 +241,25 @@ subusers:
         "subscription-subuser-alice": "SubscriptionTracking",
         "google-analytics-subuser-alice": "GoogleAnalytics",
         "open-subuser-carol": "OpenTracking",
-        "open/global/alice": "Adoption",
-        "subscription/global/alice": "Adoption",
-        "google_analytics/global/alice": "Adoption",
-        "open/eu/carol": "Adoption",
     }
     for name in before:
-        assert after[name] == before[name], name  # the click resources and their records are untouched
-    assert after["subscription/global/alice"][1]["observed"] == {
-        "enabled": False,
-        "html_content": "<p>Bye? <% here %></p>",
-        "plain_content": "",
-        "replace": "",
-        "url": None,
-        "landing": "",
+        if name != "originals":
+            assert after[name] == before[name], name  # the click resources are untouched
+    # The ledger recorded each new setting's managed fields as SendGrid held them (no url yet: null, left
+    # out of the values), and the click settings' entries are as they were.
+    entries = after["originals"][1]["entries"]
+    assert entries["subscription/global/alice"] == {
+        "originals": {"enabled": False, "plain_content": ""},
+        "held": ["enabled", "plain_content", "url"],
     }
+    assert {k: v for k, v in entries.items() if k.startswith("click/")} == before["originals"][1]["entries"]
     subscription = after["subscription-subuser-alice"][1]
     assert subscription["managed_fields"] == ["enabled", "plain_content", "url"]
     assert (subscription["original_enabled"], subscription["original_plain_content"]) == (False, "")
+    assert (subscription["originals"], subscription["held_fields"]) == (
+        {"enabled": False, "plain_content": ""},
+        ["enabled", "plain_content", "url"],
+    )
     assert subscription.get("original_html_content") is None  # unmanaged: no original recorded
     assert after["google-analytics-subuser-alice"][1]["original_utm_campaign"] == ""
 
@@ -340,8 +344,8 @@ subusers:
         .replace("open: {enabled: false, onDelete: keep}", "open: {enabled: true, onDelete: keep}"),
     )
     assert planned(project) == {
-        ("update", "OpenTracking", "open-parent"),
-        ("update", "OpenTracking", "open-subuser-carol"),
+        ("update", "OpenTracking", "global"),
+        ("update", "OpenTracking", "eu/carol"),
     }
     project.up()
     assert sorted(r for r in requests(project) if r[1] == "PATCH") == [
@@ -389,22 +393,27 @@ subusers:
 """,
     )
     assert planned(project) == {
-        ("delete", "OpenTracking", "open-subuser-alice"),
-        ("delete", "GoogleAnalytics", "google-analytics-subuser-alice"),
-        ("delete", "SubscriptionTracking", "subscription-subuser-alice"),
-        ("delete", "OpenTracking", "open-subuser-carol"),
-        ("delete", "Adoption", "open/global/alice"),
-        ("delete", "Adoption", "google_analytics/global/alice"),
-        ("delete", "Adoption", "subscription/global/alice"),
-        ("delete", "Adoption", "open/eu/carol"),
+        ("delete", "OpenTracking", "global/alice"),
+        ("delete", "GoogleAnalytics", "global/alice"),
+        ("delete", "SubscriptionTracking", "global/alice"),
+        ("delete", "OpenTracking", "eu/carol"),
+        ("update", "Originals", "originals"),  # the ledger drops their entries (sending nothing)
     }
     project.up()
-    assert sorted(requests(project)) == [
-        ("eu", "PATCH", "open", "carol", {"enabled": False}),  # disable
-        ("global", "PATCH", "google_analytics", "alice", {"enabled": False, "utm_campaign": "before"}),  # restore
-        ("global", "PATCH", "open", "alice", {"enabled": True}),  # restore (the default onDelete)
-    ]  # subscription: keep, no request
+    # Each give-back but `keep` reads the setting, then one PATCH of what differs from its target.
+    assert sorted(requests(project), key=str) == sorted(
+        [
+            ("eu", "GET", "open", "carol", None),
+            ("eu", "PATCH", "open", "carol", {"enabled": False}),  # disable
+            ("global", "GET", "google_analytics", "alice", None),
+            ("global", "PATCH", "google_analytics", "alice", {"enabled": False, "utm_campaign": "before"}),  # restore
+            ("global", "GET", "open", "alice", None),
+            ("global", "PATCH", "open", "alice", {"enabled": True}),  # restore (the default onDelete)
+        ],
+        key=str,
+    )  # subscription: keep, no request
     assert live(project, "global", "alice", "subscription")["url"] == URL
     assert live(project, "global", "alice", "click")["enabled"] is True
-    assert set(state(project)) == {"subuser-alice", "subuser-carol", "click/global/alice", "click/eu/carol"}
+    assert set(state(project)) == {"subuser-alice", "subuser-carol", "originals"}
+    assert set(state(project)["originals"][1]["entries"]) == {"click/global/alice", "click/eu/carol"}
     in_step(project)

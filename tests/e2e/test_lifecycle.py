@@ -38,7 +38,7 @@ def test_preview_sends_nothing_then_up_applies(project: PulumiProject) -> None:
         subusers=[{"username": "alice", "enabled": False}, {"username": "carol", "enabled": True, "region": "eu"}],
     )
     preview = project.run("preview")
-    assert "+ 7 to create" in preview.stdout  # the stack, and per account a record and the setting
+    assert "+ 5 to create" in preview.stdout  # the stack, the stack's originals ledger, one per account
     assert project.api_log() == []
 
     project.up()
@@ -99,7 +99,7 @@ def test_config_change_patches_once_per_changed_resource(project: PulumiProject)
     )
 
 
-def test_changing_on_behalf_of_replaces(project: PulumiProject) -> None:
+def test_changing_on_behalf_of_takes_the_new_account_then_gives_the_old_back(project: PulumiProject) -> None:
     (project.dir / "__main__.py").write_text(SINGLE)
     project.run("config", "set", "enabled", "false")
     project.run("config", "set", "who", "alice")
@@ -107,12 +107,16 @@ def test_changing_on_behalf_of_replaces(project: PulumiProject) -> None:
     project.api_log()
     project.run("config", "set", "who", "bob")
     preview = project.run("preview", "--diff")
-    assert "+-1 to replace" in preview.stdout or "1 to replace" in preview.stdout
+    # Another account is another resource (named by its account): bob's is created, alice's deleted.
+    assert "+ 1 to create" in preview.stdout and "- 1 to delete" in preview.stdout
+    assert "sendgrid:ClickTracking::global/bob" in preview.stdout and "ClickTracking::global/alice" in preview.stdout
     project.up()
-    # Bob's record reads his setting before anything changes, bob is set, then alice gets her original back.
+    # The ledger reads bob's setting before anything changes, bob is set, then (at the end of the run)
+    # alice's give-back reads her setting and puts her original back.
     assert project.api_log() == [
         ("GET", "bob", None),
         ("PATCH", "bob", {"enabled": False}),
+        ("GET", "alice", None),
         ("PATCH", "alice", {"enabled": True}),
     ]
     assert project.outputs_json()["id"] == "global/bob"
@@ -122,11 +126,13 @@ def test_changing_on_behalf_of_replaces(project: PulumiProject) -> None:
 def test_drift_is_visible_and_up_refresh_puts_it_back(project: PulumiProject) -> None:
     project.set_fleet(subusers=[{"username": "alice", "enabled": False}, {"username": "bob", "enabled": True}])
     project.up()
+    quiet = project.run("refresh", "--yes", "--skip-preview", "--expect-no-changes", check=False)
+    assert quiet.returncode == 0, quiet.stdout  # without drift, a refresh changes nothing
     project.emulator.state.set_out_of_band("global", "alice", "click", {"enabled": True})  # someone used the UI
     project.api_log()
     drift = project.run("preview", "--refresh", "--expect-no-changes", check=False)
     assert drift.returncode != 0
-    assert "subuser-alice" in drift.stdout
+    assert "sendgrid:ClickTracking global/alice update" in drift.stdout  # named by its account
     assert click(project, "alice") is True  # preview changed nothing
     assert unordered(project.api_log()) == unordered([("GET", "alice", None), ("GET", "bob", None)])
     project.up("--refresh")
@@ -154,11 +160,16 @@ def test_destroy_honours_each_on_delete_mode(project: PulumiProject) -> None:
     assert click(project, "bob") is False  # disabled
     assert click(project, "carol", "eu") is True  # restored
     assert click(project, "dave") is False
+    # Each give-back but `keep` reads the account, then sends one PATCH if it differs from the target.
     assert unordered(project.api_log()) == unordered(
         [
+            ("GET", None, None),
             ("PATCH", None, {"enabled": True}),
+            ("GET", "bob", None),
             ("PATCH", "bob", {"enabled": False}),
+            ("GET", "carol", None),
             ("PATCH", "carol", {"enabled": True}),
+            ("GET", "dave", None),
         ]
     )
     assert project.resources() == {}
@@ -238,7 +249,8 @@ def test_rotated_key_in_the_environment_is_used_by_refresh_and_destroy(project: 
     project.api_log()
     project.run("refresh", "--yes", "--skip-preview")
     project.run("destroy", "--yes", "--skip-preview")
-    assert project.api_log() == [("GET", "alice", None), ("PATCH", "alice", {"enabled": True})]
+    # refresh's GET, then the give-back's GET and PATCH
+    assert project.api_log() == [("GET", "alice", None), ("GET", "alice", None), ("PATCH", "alice", {"enabled": True})]
     assert click(project, "alice") is True
 
 
@@ -258,7 +270,8 @@ def test_rotated_key_in_stack_config_needs_the_program_to_run(project: PulumiPro
     project.api_log()
     project.run("refresh", "--yes", "--skip-preview", env={"PULUMI_RUN_PROGRAM": "true"})
     project.run("destroy", "--yes", "--skip-preview", env={"PULUMI_RUN_PROGRAM": "true"})
-    assert project.api_log() == [("GET", "alice", None), ("PATCH", "alice", {"enabled": True})]
+    # refresh's GET, then the give-back's GET and PATCH
+    assert project.api_log() == [("GET", "alice", None), ("GET", "alice", None), ("PATCH", "alice", {"enabled": True})]
     assert click(project, "alice") is True
 
 
@@ -277,7 +290,8 @@ def test_a_fleet_of_fifty_subusers(project: PulumiProject) -> None:
     project.run("destroy", "--yes", "--skip-preview")
     subs = project.emulator.state.snapshot()["global"]["subusers"]
     assert all(subs[n]["click"]["enabled"] is True for n in names)
-    assert len(project.api_log()) == 50
+    log = project.api_log()
+    assert sorted(m for m, _, _ in log).count("GET") == 50 and len(log) == 100  # each give-back: GET, PATCH
 
 
 def test_persistent_500_for_one_subuser_then_convergence(project: PulumiProject) -> None:

@@ -112,6 +112,7 @@ def pulumi_range(wheel: Path) -> Requirement:
     return Requirement(line.removeprefix("Requires-Dist: "))
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("sdk", ["pin", "floor"])
 def test_wheel_in_a_fresh_virtualenv_runs_the_own_program_example(
     sdk: str, built: Built, tmp_path: Path, e2e_emulator: Emulator, pulumi_bin: Path

@@ -83,7 +83,8 @@ def live(project: PulumiProject, who: str | None, kind: str = "click", world: st
 
 def counts(**nonzero: int) -> dict[str, int]:
     return {
-        k: nonzero.get(k, 0) for k in ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked")
+        k: nonzero.get(k, 0)
+        for k in ("create", "update", "delete", "replace", "same", "failed", "drifted", "checked", "patches")
     }
 
 
@@ -113,7 +114,7 @@ def test_review_merge_schedule(project: PulumiProject) -> None:
     code, first, _ = pipeline(project, "deploy")
     assert code == 0 and first["ok"] and first["mode"] == "sendgrid"
     assert settings(first) == {"global": True, "global/alice": False, "eu/carol": True}
-    assert first["summary"] == counts(create=3)  # accounts, not their adoption records
+    assert first["summary"] == counts(create=3, patches=1)  # accounts, not the ledger; alice's one PATCH
 
     project.api_log()
     code, clean, _ = pipeline(project, "preview")
@@ -128,17 +129,20 @@ def test_review_merge_schedule(project: PulumiProject) -> None:
     assert set(by_account) == {("global/alice", "click"), ("global/bob", "click"), ("eu/carol", "click")}
     assert by_account["global/alice", "click"]["action"] == "update"
     assert fields(by_account["global/alice", "click"]) == [("enabled", False, True)]
+    assert by_account["global/alice", "click"]["sends"] == "patch"  # an update's body is exact
     assert by_account["global/bob", "click"]["action"] == "create"
     assert fields(by_account["global/bob", "click"]) == [("enabled", "?", False)]  # read at deploy time
+    assert by_account["global/bob", "click"]["sends"] == "unknown"
     assert by_account["eu/carol", "click"]["action"] == "delete"
     assert by_account["eu/carol", "click"]["effect"] == "restore"
     assert fields(by_account["eu/carol", "click"]) == [("enabled", True, True)]  # it was true before the stack
+    assert by_account["eu/carol", "click"]["sends"] == "unknown"  # only where SendGrid differs: read first
     assert review["summary"] == counts(create=1, update=1, delete=1, same=1)
-    assert "update   global/alice click: enabled false -> true" in summary
+    assert "update   global/alice click: enabled false -> true [sends: PATCH enabled]" in summary
     assert project.api_log() == []
 
     code, deployed, _ = pipeline(project, "deploy")
-    assert code == 0 and deployed["summary"] == counts(create=1, update=1, delete=1, same=1)
+    assert code == 0 and deployed["summary"] == counts(create=1, update=1, delete=1, same=1, patches=2)
     assert sorted((r["account"], r["action"], r["status"]) for r in deployed["changes"]) == [
         ("eu/carol", "delete", "done"),
         ("global/alice", "update", "done"),
@@ -505,12 +509,15 @@ def test_promotion_from_dev_to_prod(project: PulumiProject, tmp_path: Path) -> N
 # -- what previews say, and what deploys then do ------------------------------------------------------
 
 
-def md_row(account: str, setting: str, action: str, before: str, after: str) -> str:
-    return f"| <code>{account}</code> | {setting} | {action} | {before} | {after} |"
+def md_row(account: str, setting: str, action: str, before: str, after: str, request: str) -> str:
+    return f"| <code>{account}</code> | {setting} | {action} | {before} | {after} | {request} |"
+
+
+GIVE_BACK = "sends the fields that differ from these values; known when the deploy reads SendGrid (one GET first)"
 
 
 def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: PulumiProject, tmp_path: Path) -> None:
-    """Restore to the originals (a field without one stays), keep, disable, and a hand-over that sends nothing."""
+    """Restore to the originals, keep, disable (each decided from live values at deploy), and a rename."""
     declare(
         project,
         {"name": "r", "enabled": False, "on_behalf_of": "alice"},
@@ -526,52 +533,65 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
     code, review, summary = pipeline(project, "preview", "dev", {"GITHUB_STEP_SUMMARY": str(step_summary)})
     assert code == 0 and project.api_log() == []
     planned = rows(review)
-    effects = {key: (r["action"], r["effect"], fields(r), r["note"]) for key, r in planned.items()}
+    effects = {key: (r["action"], r["effect"], fields(r), r["sends"], r["note"]) for key, r in planned.items()}
     assert effects == {
-        ("global/alice", "click"): ("delete", "restore", [("enabled", False, True)], None),
-        ("global/bob", "click"): ("delete", "disable", [("enabled", True, False)], None),
-        ("eu/carol", "click"): ("delete", "keep", [("enabled", False, False)], None),
+        ("global/alice", "click"): ("delete", "restore", [("enabled", False, True)], "unknown", GIVE_BACK),
+        ("global/bob", "click"): ("delete", "disable", [("enabled", True, False)], "unknown", GIVE_BACK),
+        ("eu/carol", "click"): ("delete", "keep", [("enabled", False, False)], "nothing", "keep: nothing is sent"),
         ("global/bob", "subscription"): (
             "delete",
             "restore",
-            [("enabled", True, False), ("url", "https://example.com/bye", "")],
-            None,
+            [("enabled", True, False), ("url", "https://example.com/bye", "")],  # absent before: cleared with ""
+            "unknown",
+            GIVE_BACK,
         ),
-        ("global", "open"): (  # o1 hands the account to o2: one row, before as o1 recorded it
-            "create",
-            "set",
-            [("enabled", False, False)],
-            "takes over from o1, which leaves the stack without restoring anything",
-        ),
+        ("global", "open"): ("update", "set", [], "nothing", "renamed from o1: nothing is sent for the name"),
     }
     url = planned["global/bob", "subscription"]["fields"][1]
-    assert url["note"] == "absent before: cleared"  # there was no url before the stack
-    assert review["summary"] == counts(create=1, delete=4)
-    assert "delete   global/alice click: restore: enabled false -> true" in summary
-    assert "delete   global/bob click: disable: enabled true -> false" in summary
-    # The Markdown summary: a row per account and setting, before and after, the delete's effect.
+    assert (url["original"], url["original_known"]) == (None, True)  # there was no url before the stack
+    assert review["summary"] == counts(update=1, delete=4)
+    assert "delete   global/alice click: restore: enabled false -> true [sends: PATCH if SendGrid differs]" in summary
+    assert "delete   global/bob click: disable: enabled true -> false [sends: PATCH if SendGrid differs]" in summary
+    assert "delete   eu/carol click: keep: enabled false -> false [sends: none]; keep: nothing is sent" in summary
+    # The Markdown summary: a row per account and setting, before, after, the delete's effect, the request.
     markdown = step_summary.read_text()
     assert markdown.startswith("<!-- pipelines:preview:sendgrid-click-tracking/dev -->\n")
     assert "#### :tropical_drink: `preview` on sendgrid-click-tracking/dev" in markdown
     table = [line for line in markdown.splitlines() if line.startswith("| <code>")]
+    maybe = "PATCH if SendGrid differs"
     assert sorted(table) == sorted(
         [
             md_row(
-                "global/alice", "click", "delete: restore", "enabled <code>false</code>", "enabled <code>true</code>"
+                "global/alice",
+                "click",
+                "delete: restore",
+                "enabled <code>false</code>",
+                "enabled <code>true</code>",
+                maybe,
             ),
-            md_row("global/bob", "click", "delete: disable", "enabled <code>true</code>", "enabled <code>false</code>"),
-            md_row("eu/carol", "click", "delete: keep", "enabled <code>false</code>", "enabled <code>false</code>"),
+            md_row(
+                "global/bob",
+                "click",
+                "delete: disable",
+                "enabled <code>true</code>",
+                "enabled <code>false</code>",
+                maybe,
+            ),
+            md_row(
+                "eu/carol", "click", "delete: keep", "enabled <code>false</code>", "enabled <code>false</code>", "none"
+            ),
             md_row(
                 "global/bob",
                 "subscription",
                 "delete: restore",
                 "enabled <code>true</code><br>url <code>&quot;https://example.com/bye&quot;</code>",
                 "enabled <code>false</code><br>url <code>&quot;&quot;</code>",  # absent before: cleared
+                maybe,
             ),
-            md_row("global", "open", "create", "enabled <code>false</code>", "enabled <code>false</code>"),
+            md_row("global", "open", "update", "-", "-", "none"),
         ]
     )
-    assert "<details>" in markdown and "absent before: cleared" in markdown
+    assert "<details>" in markdown and "renamed from o1" in markdown
     result = project.exec(
         [str(ROOT / "pipelines" / "preview"), "--project-dir", str(project.dir), "--format", "markdown"]
     )
@@ -581,7 +601,7 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
     assert code == 0
     for key, r in rows(deployed).items():  # the deploy did what the preview said
         assert (r["status"], r["effect"]) == ("done", planned[key]["effect"]), key
-    assert rows(deployed)["global", "open"]["fields"] == planned["global", "open"]["fields"]
+    assert rows(deployed)["global", "open"]["fields"] == planned["global", "open"]["fields"] == []
     said = {  # a url cleared with "" is absent, as SendGrid answers it
         key: {f: None if (f, after) == ("url", "") else after for f, _, after in fields(r)}
         for key, r in planned.items()
@@ -595,60 +615,67 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
         ("bob", '{"enabled": false, "url": ""}'),
         ("bob", '{"enabled": false}'),
     ]
+    sent = sorted(
+        (r["on_behalf_of"], json.dumps(q["fields"], sort_keys=True), q["status"])
+        for r in deployed["changes"]
+        for q in r["requests"]
+    )
+    assert sent == [(obo, body, "applied") for obo, body in sorted(patches)]  # the report lists exactly those
 
 
-def test_replacement_previewed_applied_and_failed(project: PulumiProject) -> None:
-    """A change of on_behalf_of: what the new account will be set to, what the old one gets back; a failed
-    create is reported as failed and leaves the old account alone."""
+def test_account_change_previewed_applied_and_failed(project: PulumiProject) -> None:
+    """A change of on_behalf_of: the new account taken over, then (at the end of the run) the old one given
+    back; a failed take-over is reported as failed, and the old account's give-back never starts."""
     declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
     assert pipeline(project, "deploy")[0] == 0
     declare(project, {"name": "a", "enabled": False, "on_behalf_of": "bob"})
     code, review, summary = pipeline(project, "preview")
-    assert code == 0 and review["summary"] == counts(replace=1)
-    pair = {"from": "global/alice", "to": "global/bob"}
-    assert [(r["account"], r["action"], r["effect"], fields(r), r["replacement"]) for r in review["changes"]] == [
-        ("global/bob", "replace", "set", [("enabled", "?", False)], pair),
-        ("global/alice", "replace", "restore", [("enabled", False, True)], pair),
+    assert code == 0 and review["summary"] == counts(create=1, delete=1)
+    assert [(r["account"], r["action"], r["effect"], fields(r), r["sends"]) for r in review["changes"]] == [
+        ("global/alice", "delete", "restore", [("enabled", False, True)], "unknown"),
+        ("global/bob", "create", "set", [("enabled", "?", False)], "unknown"),
     ]
-    assert "replace  global/alice click: restore: enabled false -> true" in summary
+    assert "delete   global/alice click: restore: enabled false -> true" in summary
 
     code, deployed, _ = pipeline(project, "deploy")
-    assert code == 0 and deployed["summary"] == counts(replace=1)
+    assert code == 0 and deployed["summary"] == counts(create=1, delete=1, patches=2)
     assert [(r["account"], r["status"], fields(r)) for r in deployed["changes"]] == [
-        ("global/bob", "done", [("enabled", True, False)]),
         ("global/alice", "done", [("enabled", False, True)]),
+        ("global/bob", "done", [("enabled", True, False)]),
     ]
     assert (live(project, "alice")["enabled"], live(project, "bob")["enabled"]) == (True, False)
 
-    # Back to alice, with a key that may read but not change: the replacement's create fails. (One failing
-    # step only: after a failure the engine starts no new steps, so a second one would run or not by timing.)
+    # Back to alice, with a key that may read but not change: the take-over fails, and the engine then starts
+    # no give-back (deletes run last), so bob keeps the stack's values and only the refused PATCH was sent.
     project.emulator.state.add_key("SG.read-only-key", ["tracking_settings.click.read"])
     declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
     project.api_log()
     code, failed, summary = pipeline(project, "deploy", "dev", {"SENDGRID_API_KEY": "SG.read-only-key"})
     assert code == 1 and failed["ok"] is False
-    assert failed["summary"] == counts(failed=1)  # nothing replaced
-    by_key = rows(failed)
-    new, old = by_key["global/alice", "click"], by_key["global/bob", "click"]
-    assert (new["action"], new["status"], new["replacement"]) == (
-        "replace",
-        "failed",
-        {"from": "global/bob", "to": "global/alice"},
-    )
+    assert failed["summary"] == counts(failed=1, patches=1)
+    (new,) = failed["changes"]
+    assert (new["account"], new["action"], new["status"], new["sends"]) == ("global/alice", "create", "failed", "patch")
+    assert [(q["fields"], q["before"], q["status"]) for q in new["requests"]] == [
+        ({"enabled": False}, {"enabled": True}, "failed")
+    ]
     assert new["error"]["kind"] == "sendgrid"
     assert new["error"]["message"].startswith("PATCH /v3/tracking_settings/click on behalf of 'alice' failed (403)")
     assert "tracking_settings.click.update" in new["error"]["hint"]
-    assert (old["status"], old["effect"], fields(old)) == ("skipped", "unchanged", [("enabled", False, False)])
-    assert old["note"] == "the new account could not be taken over, so nothing was done to this one: a still manages it"
-    assert [(e["account"], e["setting"], e["resource"]) for e in failed["errors"]] == [("global/alice", "click", "a")]
-    assert "replaced" not in summary and "[FAILED]" in summary and "[SKIPPED]" in summary
+    # (The engine may add its own closing line without a resource: branch i19a drops it.)
+    assert [(e["account"], e["setting"], e["resource"]) for e in failed["errors"] if e["resource"]] == [
+        ("global/alice", "click", "a")
+    ]
+    assert "[FAILED]" in summary
     assert (live(project, "alice")["enabled"], live(project, "bob")["enabled"]) == (True, False)
     assert [m for m, _, _ in project.api_log() if m == "PATCH"] == ["PATCH"]  # the refused one
 
-    # The preview after the failure knows alice's value: her adoption record read it.
+    # The preview after the failure knows alice's original: the ledger read it.
     code, review, _ = pipeline(project, "preview")
     assert code == 0
-    assert fields(rows(review)["global/alice", "click"]) == [("enabled", True, False)]
+    alice = rows(review)["global/alice", "click"]
+    assert [(f["field"], f["after"], f["original"], f["original_known"]) for f in alice["fields"]] == [
+        ("enabled", False, True, True)
+    ]
 
 
 def test_drift_per_field_with_pending_changes(project: PulumiProject, tmp_path: Path) -> None:

@@ -375,7 +375,7 @@ def test_two_deploys_at_the_same_moment(
 
     (code_won, won, _), (code_lost, lost, lost_summary) = sorted(results, key=lambda r: r[0])
     assert (code_won, code_lost) == (0, 1)
-    assert won["summary"] == counts(create=2)  # alice and bob (not their adoption records)
+    assert won["summary"] == counts(create=2, patches=2)  # alice and bob (not the ledger), one PATCH each
     assert lost["ok"] is False and lost["summary"] == counts() and lost["changes"] == []
     (error,) = lost["errors"]
     lock_line = error["details"][0]  # the winner's lock: where it is, who holds it; credentials masked
@@ -423,7 +423,7 @@ def test_drift_check_during_a_deploy(
 
     gate.open()
     code, deployed, _ = finish(project, deploy)
-    assert code == 0 and deployed["summary"] == counts(update=1, same=1)
+    assert code == 0 and deployed["summary"] == counts(update=1, same=1, patches=1)
     code, after, _ = pipeline(project, "drift-check")
     assert code == 0 and after["drift"] == [] and after["changes"] == []
     assert locks(postgres) == []
@@ -449,7 +449,7 @@ def test_postgres_restart_during_a_deploy_is_absorbed(
     postgres.start()
 
     code, deployed, _ = finish(project, deploy)
-    assert code == 0 and deployed["summary"] == counts(update=1, same=1)
+    assert code == 0 and deployed["summary"] == counts(update=1, same=1, patches=1)
     assert accounts(deployed) == {"global/alice": (True, True), "global/bob": (False, True)}
     assert state.patches() == {"alice": [{"enabled": False}, {"enabled": True}], "bob": [{"enabled": False}]}
     assert locks(postgres) == []

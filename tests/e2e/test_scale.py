@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from tools.pulumi_project import PROJECT
@@ -47,6 +48,7 @@ Labels("labels")
 """
 
 
+@pytest.mark.long
 def test_a_program_of_5000_resources_previews_without_requests(project: PulumiProject) -> None:
     fleet = {"subusers": [{"username": f"user-{i:05d}", "click": {"enabled": i % 2 == 0}} for i in range(ACCOUNTS)]}
     (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet))

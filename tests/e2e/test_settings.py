@@ -90,9 +90,27 @@ def state(project: PulumiProject) -> dict[str, dict[str, Any]]:
     }
 
 
-def expected_outputs(case: Case, values: dict[str, Any], originals: dict[str, Any], **props: Any) -> dict[str, Any]:
-    """The outputs the state must hold: every field as SendGrid answered, the originals of the managed fields."""
-    return present(case.outputs(live=values, originals=originals, **props))
+def expected_outputs(
+    case: Case,
+    values: dict[str, Any],
+    originals: dict[str, Any],
+    *,
+    on_behalf_of: str,
+    held: dict[str, Any] | None = None,
+    **props: Any,
+) -> dict[str, Any]:
+    """The outputs the state must hold: every field as SendGrid answered, the program's name, the managed
+    fields and their originals (`original_<field>`), and every original the resource holds (`originals`,
+    nulls left out, and `held_fields`): `held` when it holds more than the managed fields' originals."""
+    held = originals if held is None else held
+    outs = present(case.outputs(live=values, originals=originals, on_behalf_of=on_behalf_of, **props))
+    outs.update(
+        name=on_behalf_of,
+        managed_fields=sorted(originals),
+        originals={k: v for k, v in held.items() if v is not None},
+        held_fields=sorted(held),
+    )
+    return outs
 
 
 def originals_of(before: dict[str, Any], managed: dict[str, Any]) -> dict[str, Any]:
@@ -149,10 +167,11 @@ def test_create_update_drift_and_each_delete_mode(project: PulumiProject, name: 
     # preview: nothing sent
     program()
     preview = project.run("preview")
-    assert "+ 7 to create" in preview.stdout  # the stack, and per account its adoption record and the setting
+    assert "+ 5 to create" in preview.stdout  # the stack, the stack's originals ledger, one per account
     assert project.api_log() == []
 
-    # create: each record's one GET; a PATCH of the differing managed fields only, none for bob
+    # create: the ledger's one GET per account (the setting reuses it); a PATCH of the differing managed
+    # fields only, none for bob
     project.up()
     differing = {user: {k: v for k, v in wanted[user].items() if before[user].get(k) != v} for user in before}
     assert differing["bob"] == {} and differing["alice"] and differing["carol"]
@@ -177,7 +196,7 @@ def test_create_update_drift_and_each_delete_mode(project: PulumiProject, name: 
     project.run("preview", "--expect-no-changes")
     assert project.api_log() == []
 
-    # update: one PATCH of the changed field
+    # update: one PATCH of the changed field (no field newly managed: the ledger reads nothing)
     program(bob={**desired, **UPDATE[name]})
     project.up()
     assert project.api_log() == [("PATCH", "bob", UPDATE[name])]
@@ -192,8 +211,9 @@ def test_create_update_drift_and_each_delete_mode(project: PulumiProject, name: 
     set_live(project, name, "alice", {**after["alice"], **DRIFT[name]})
     drift = project.run("preview", "--refresh", "--expect-no-changes", check=False)
     assert drift.returncode != 0
-    assert f"sendgrid:{resource} alice" in drift.stdout and "1 to update" in drift.stdout
-    assert unordered(project.api_log()) == unordered([("GET", user, None) for user in before])  # none for records
+    # The engine names the resource by its account.
+    assert f"sendgrid:{resource} global/alice update" in drift.stdout and "1 to update" in drift.stdout
+    assert unordered(project.api_log()) == unordered([("GET", user, None) for user in before])  # none for the ledger
     assert live(project, name, "alice") == present({**after["alice"], **DRIFT[name]})
     project.up("--refresh")
     assert unordered(project.api_log()) == unordered(
@@ -207,13 +227,19 @@ def test_create_update_drift_and_each_delete_mode(project: PulumiProject, name: 
     project.run("preview", "--refresh", "--expect-no-changes")
     project.api_log()
 
-    # destroy: alice's managed fields back to their originals (one absent before is cleared with ""),
-    # bob kept, carol off
+    # destroy: each give-back reads the account, then one PATCH of what differs from its target: alice's
+    # managed fields back to their originals (one absent before is cleared with ""), bob kept (nothing
+    # sent), carol off
     project.run("destroy", "--yes", "--skip-preview")
     originals = {k: "" if before["alice"].get(k) is None else before["alice"][k] for k in desired}
     restore = {k: v for k, v in originals.items() if v != desired[k]}
     assert unordered(project.api_log()) == unordered(
-        [("PATCH", "alice", restore), ("PATCH", "carol", {"enabled": False})]
+        [
+            ("GET", "alice", None),
+            ("PATCH", "alice", restore),
+            ("GET", "carol", None),
+            ("PATCH", "carol", {"enabled": False}),
+        ]
     )
     assert live(project, name, "alice") == present({**after["alice"], **restore})
     assert live(project, name, "bob") == present(after["bob"])
@@ -243,22 +269,25 @@ def test_a_field_that_becomes_managed_or_stops_being_managed(project: PulumiProj
     assert project.api_log() == [("GET", "alice", None), ("GET", "alice", None)]
     assert state(project)["alice"][added] == in_the_ui
 
-    # The program manages `added` and drops `dropped`: one PATCH of `added`, no GET, `dropped` not sent.
+    # The program manages `added` and drops `dropped`: the ledger reads the account once (the original of
+    # `added`), then one PATCH of `added`; `dropped` is not sent, and its original stays held.
     managed = {**{k: v for k, v in desired.items() if k != dropped}, added: stack_value}
     declare(project, {"name": "alice", "kind": name, "on_behalf_of": "alice", **managed})
     project.up()
-    assert project.api_log() == [("PATCH", "alice", {added: stack_value})]
+    assert project.api_log() == [("GET", "alice", None), ("PATCH", "alice", {added: stack_value})]
     values[added] = stack_value
-    originals = {**originals_of(case.live, managed), added: in_the_ui}  # the last value SendGrid answered
-    assert state(project)["alice"] == expected_outputs(case, values, originals, on_behalf_of="alice")
+    originals = {**originals_of(case.live, managed), added: in_the_ui}  # what SendGrid held before the stack
+    held = {**originals, dropped: case.live[dropped]}
+    assert state(project)["alice"] == expected_outputs(case, values, originals, on_behalf_of="alice", held=held)
     assert live(project, name, "alice") == present(values)
     project.run("preview", "--expect-no-changes")
 
-    # destroy restores the managed fields (`added` to the value from the UI); `dropped` keeps the stack's value.
+    # destroy reads the account, then restores the managed fields (`added` to the value from the UI);
+    # `dropped` keeps the stack's value.
     project.api_log()
     project.run("destroy", "--yes", "--skip-preview")
     restore = {k: "" if v is None else v for k, v in originals.items() if ("" if v is None else v) != values[k]}
     assert dropped not in restore and restore[added] == in_the_ui
-    assert project.api_log() == [("PATCH", "alice", restore)]
+    assert project.api_log() == [("GET", "alice", None), ("PATCH", "alice", restore)]
     assert live(project, name, "alice") == present({**values, **restore})
     assert live(project, name, "alice")[dropped] == desired[dropped]

@@ -57,9 +57,10 @@ def test_an_emptied_fleet_file_deletes_nothing_until_manage_nothing_says_so(proj
     (project.dir / "fleet.yaml").write_text("manageNothing: true\nsubusers: []\n")
     preview = project.run("preview", "--json")
     steps = [(s["op"], s["urn"].rsplit("::", 1)[1]) for s in json.loads(preview.stdout)["steps"]]
-    assert ("delete", "subuser-alice") in steps
+    assert ("delete", "global/alice") in steps  # the engine names alice's setting by its account
     project.up()
-    assert project.api_log() == [("PATCH", "alice", {"enabled": True})]  # the original value, restored
+    # The give-back reads alice's setting, then puts the original value back.
+    assert project.api_log() == [("GET", "alice", None), ("PATCH", "alice", {"enabled": True})]
     assert project.resources() == {}
 
 

@@ -51,10 +51,31 @@ def missing_reason() -> str | None:
     return None
 
 
+def _ephemeral_floor() -> int | None:
+    """The lowest port the kernel hands out for `bind(0)` and outgoing connections; None if unknown."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1 for the server, below the kernel's ephemeral range where there is one.
+
+    The server keeps its port across a restart (the backend URLs hold it). Tests in parallel processes
+    bind port 0 and open connections all the time: an ephemeral port could be taken while the server is
+    stopped, one below the range is never handed out by the kernel.
+    """
+    floor = _ephemeral_floor()
+    candidates = [secrets.choice(range(20_000, floor)) for _ in range(50)] if floor and floor > 21_000 else []
+    for port in [*candidates, 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 class PostgresServer:

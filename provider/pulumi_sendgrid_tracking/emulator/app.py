@@ -17,17 +17,37 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .errors import BadRequest, EmulatorError, InvalidValue, MethodNotAllowed, ResourceNotFound, TooManyRequests
-from .state import FAULT_KINDS, FIELDS, EmulatorState, Fault, RateDecision, json_type, validate_patch
+from .state import (
+    FAULT_KINDS,
+    FIELDS,
+    PARENT,
+    PARTNERS_SCOPE,
+    SUBUSERS_SCOPE,
+    Account,
+    EmulatorState,
+    Fault,
+    RateDecision,
+    accounts_query,
+    json_type,
+    subuser_query,
+    validate_patch,
+)
 
 JSON = "application/json"
 ADMIN = "/__emulator"
 
-# API routes: (path, endpoint). Every setting kind has GET and PATCH; the list only GET.
+# API routes: (path, endpoint). Every setting kind has GET and PATCH; the lists only GET.
 API_ROUTES = Map(
-    [Rule("/v3/tracking_settings", endpoint="list", methods=["GET"])]
+    [
+        Rule("/v3/tracking_settings", endpoint="list", methods=["GET"]),
+        Rule("/v3/subusers", endpoint="subusers", methods=["GET"]),
+        Rule("/v3/partners/accounts", endpoint="partners_accounts", methods=["GET"]),
+    ]
     + [Rule(f"/v3/tracking_settings/{kind}", endpoint=kind, methods=["GET", "PATCH"]) for kind in FIELDS],
     strict_slashes=False,
 )
+LIST_SCOPES = {"list": "tracking_settings.read", "subusers": SUBUSERS_SCOPE, "partners_accounts": PARTNERS_SCOPE}
+"""The scope each list endpoint needs; a setting's GET needs `tracking_settings.<kind>.read`, its PATCH `.update`."""
 ADMIN_ROUTES = Map(
     [
         Rule(f"{ADMIN}/state", endpoint="state", methods=["GET"]),
@@ -140,10 +160,14 @@ class EmulatorApp:
                 raise TooManyRequests()
             kind = self._route(request)
             verb = "update" if request.method == "PATCH" else "read"
-            state.authorize(key, "tracking_settings.read" if kind == "list" else f"tracking_settings.{kind}.{verb}")
+            state.authorize(key, LIST_SCOPES.get(kind) or f"tracking_settings.{kind}.{verb}")
             account = state.account(self.world, obo)
             if kind == "list":
                 body: Any = {"result": state.list_settings(account)}
+            elif kind == "subusers":
+                body = self.subusers(account, request)
+            elif kind == "partners_accounts":
+                body = self.partners_accounts(account, request)
             elif request.method == "GET":
                 body = state.get_setting(account, kind)
             else:
@@ -153,6 +177,17 @@ class EmulatorApp:
         if fault is not None:
             return self._fault(fault, environ, decision)
         return _json(body, 200, _rate_headers(decision))
+
+    def subusers(self, account: Account, request: Request) -> Any:
+        """GET /v3/subusers: a page of the parent's subusers (a subuser has none)."""
+        query = subuser_query(request.args)
+        return self.state.list_subusers(**query) if account.kind == PARENT else []
+
+    def partners_accounts(self, account: Account, request: Request) -> Any:
+        """GET /v3/partners/accounts: a page of the reseller's customer accounts and the last id (`pages.last`)."""
+        query = accounts_query(request.args)
+        found, last = self.state.list_customers(**query) if account.kind == PARENT else ([], None)
+        return {"accounts": found, "pages": {"last": last} if last else {}}
 
     def _route(self, request: Request) -> str:
         adapter = API_ROUTES.bind_to_environ(request.environ)
@@ -252,11 +287,16 @@ class EmulatorApp:
     def admin_add_subuser(self, payload: dict[str, Any]) -> Any:
         self._only(
             payload,
-            {"username", "world", "click"},
+            {"username", "world", "click", "disabled"},
             ". A subuser is addressed by username only; add a customer account with POST /__emulator/customers",
         )
         username = self._required(payload, "username", "the subuser's username")
-        account = self.state.add_subuser(payload.get("world", self.world), username, **self._click(payload))
+        disabled = payload.get("disabled", False)
+        if not isinstance(disabled, bool):
+            raise InvalidValue("disabled", f"must be true or false, got {json_type(disabled)}")
+        account = self.state.add_subuser(
+            payload.get("world", self.world), username, disabled=disabled, **self._click(payload)
+        )
         return {"username": account.name, "on_behalf_of": account.on_behalf_of}
 
     def admin_delete_subuser(self, payload: dict[str, Any]) -> Any:

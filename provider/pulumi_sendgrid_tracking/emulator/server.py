@@ -151,9 +151,13 @@ class AdminClient:
     def add_key(self, key: str, scopes: list[str] | None = None) -> None:
         self._call("POST", "keys", {"key": key, "scopes": scopes})
 
-    def add_subuser(self, username: str, world: str = "global", **click: bool) -> dict[str, Any]:
-        """Add a subuser (`on-behalf-of: <username>`); `click` overrides its click tracking defaults."""
-        return dict(self._call("POST", "subusers", {"username": username, "world": world, "click": click}))
+    def add_subuser(
+        self, username: str, world: str = "global", *, disabled: bool = False, **click: bool
+    ) -> dict[str, Any]:
+        """Add a subuser (`on-behalf-of: <username>`); `click` overrides its click tracking defaults;
+        `disabled` lists it as disabled."""
+        body = {"username": username, "world": world, "click": click, "disabled": disabled}
+        return dict(self._call("POST", "subusers", body))
 
     def delete_subuser(self, username: str, world: str = "global") -> None:
         """Delete a subuser: requests on its behalf then get 403 "access forbidden", as for an unknown one."""

@@ -2,6 +2,8 @@
 
 A world (global or EU) has a parent account, subusers (addressed by username) and customer
 accounts (addressed by `account-id <id>`); the two kinds never stand for each other.
+The parent's lists span both worlds, as SendGrid's do: `GET /v3/subusers` lists every subuser with
+the region it lives in (its world), `GET /v3/partners/accounts` every customer account.
 Plain Python that never sees HTTP. One lock guards everything, so concurrent requests
 never lose an update.
 """
@@ -91,9 +93,19 @@ TITLES = {
     "open": ("Open Tracking", "lets you track opens"),
     "subscription": ("Subscription Tracking", "adds unsubscribe links to your mail"),
 }
+SUBUSERS_SCOPE = "subusers.read"
+"""GET /v3/subusers. The scope's name is SendGrid's (its API key permissions list)."""
+PARTNERS_SCOPE = "partners.accounts.read"
+"""GET /v3/partners/accounts. SendGrid documents no scope for it: this name is the emulator's guess."""
 ALL_SCOPES = frozenset(
-    ["tracking_settings.read"] + [f"tracking_settings.{kind}.{verb}" for kind in FIELDS for verb in ("read", "update")]
+    ["tracking_settings.read", SUBUSERS_SCOPE, PARTNERS_SCOPE]
+    + [f"tracking_settings.{kind}.{verb}" for kind in FIELDS for verb in ("read", "update")]
 )
+REGION_FILTERS = ("all", *WORLDS)
+DEFAULT_SUBUSERS_LIMIT = 100
+"""GET /v3/subusers without `limit`: SendGrid says "the default page size" and not which; 100 is a guess."""
+DEFAULT_ACCOUNTS_LIMIT, MAX_ACCOUNTS_LIMIT = 10, 100
+"""GET /v3/partners/accounts `limit`: default and maximum, from tsg_account_provisioning_v3.yaml."""
 FAULT_KINDS = (
     "429",
     "429-no-reset",
@@ -108,6 +120,8 @@ FAULT_KINDS = (
 
 
 PARENT, SUBUSER, CUSTOMER = "parent", "subuser", "customer"
+_Seeded = tuple[dict[str, dict[str, Any]], bool]
+"""An account of a seed: its settings, and whether it is disabled (subusers only)."""
 ACCOUNT_ID_PREFIX = "account-id "
 
 
@@ -120,6 +134,10 @@ class Account:
     name: str
     """A subuser's username, a customer account's id, or "parent"."""
     settings: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULTS.items()})
+    disabled: bool = False
+    """A disabled subuser: listed with `disabled: true`; its settings still answer (SendGrid does not say)."""
+    number: int = 0
+    """The order in which accounts were added (a subuser's `id` in the list; the lists' order)."""
 
     @property
     def on_behalf_of(self) -> str | None:
@@ -477,6 +495,7 @@ class EmulatorState:
             self.log: list[LogEntry] = []
             self._changed: set[int] = set()
             self._next_customer_id = 1
+            self._next_number = 1000
 
     def configure(self, **options: Any) -> None:
         """Change latency, jitter, rate_limit or rate_window at run time (None: keep it).
@@ -513,10 +532,11 @@ class EmulatorState:
             raise InvalidValue("world", f"must be one of {', '.join(WORLDS)}, got {name!r}")
         return self.worlds[name]
 
-    def add_subuser(self, world: str, username: str, **click: bool) -> Account:
+    def add_subuser(self, world: str, username: str, *, disabled: bool = False, **click: bool) -> Account:
         """Add (or replace) a subuser with default settings, click's fields overridden by `click`.
 
-        A subuser is addressed by its username only (`on-behalf-of: <username>`).
+        A subuser is addressed by its username only (`on-behalf-of: <username>`); `disabled` lists it
+        as disabled (`GET /v3/subusers`).
         """
         if "account_id" in click:
             raise TypeError(
@@ -525,7 +545,9 @@ class EmulatorState:
             )
         with self._lock:
             w = self.world(world)
-            account = Account(SUBUSER, _check_name(SUBUSER, username))
+            if not isinstance(disabled, bool):
+                raise ValueError(f"disabled must be true or false, got {disabled!r}")
+            account = Account(SUBUSER, _check_name(SUBUSER, username), disabled=disabled, number=self._number())
             _apply(account.settings["click"], self._click_values(click))
             w.subusers[username] = account
             w.deleted["subusers"].discard(username)
@@ -544,11 +566,16 @@ class EmulatorState:
                     self._next_customer_id += 1
                 account_id = fresh_account_id(self._next_customer_id)
                 self._next_customer_id += 1
-            account = Account(CUSTOMER, _check_name(CUSTOMER, account_id))
+            account = Account(CUSTOMER, _check_name(CUSTOMER, account_id), number=self._number())
             _apply(account.settings["click"], self._click_values(click))
             w.customers[account_id] = account
             w.deleted["customers"].discard(account_id)
             return account
+
+    def _number(self) -> int:
+        with self._lock:
+            self._next_number += 1
+            return self._next_number
 
     @staticmethod
     def _click_values(click: Mapping[str, Any]) -> dict[str, Any]:
@@ -577,7 +604,8 @@ class EmulatorState:
         """Load accounts and settings; validated whole before anything changes (ValueError).
 
         Shape: `{"global"|"eu": {"parent": SETTINGS, "subusers": {username: SETTINGS},
-        "customers": {account_id: SETTINGS}}}`, SETTINGS being `{"click": {"enabled": true}, ...}`.
+        "customers": {account_id: SETTINGS}}}`, SETTINGS being `{"click": {"enabled": true}, ...}`;
+        a subuser's SETTINGS may also say `"disabled": true`.
         With `missing_only` (a seed over a saved world), only accounts the world lacks and never
         deleted are added, and nothing that exists is changed.
         """
@@ -590,10 +618,10 @@ class EmulatorState:
                         _apply(w.parent.settings[kind], values)
                 for group, kind, accounts in (("subusers", SUBUSER, subusers), ("customers", CUSTOMER, customers)):
                     existing: dict[str, Account] = getattr(w, group)
-                    for name, settings in accounts.items():
+                    for name, (settings, disabled) in accounts.items():
                         if missing_only and (name in existing or name in w.deleted[group]):
                             continue
-                        account = Account(kind, name)
+                        account = Account(kind, name, disabled=disabled, number=self._number())
                         for setting, values in settings.items():
                             _apply(account.settings[setting], values)
                         existing[name] = account
@@ -602,7 +630,7 @@ class EmulatorState:
     @staticmethod
     def _seed_plan(
         data: Mapping[str, Any],
-    ) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]]:
+    ) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, _Seeded], dict[str, _Seeded]]]:
         if not isinstance(data, Mapping):
             raise ValueError("a seed must be an object of worlds (global, eu)")
         plan = {}
@@ -616,7 +644,7 @@ class EmulatorState:
             if unknown:
                 raise ValueError(f"{world_name}: unknown keys {unknown}; allowed: parent, subusers, customers")
             parent = _settings_from(f"{world_name}.parent", world_data.get("parent") or {})
-            groups: list[dict[str, dict[str, Any]]] = []
+            groups: list[dict[str, _Seeded]] = []
             for group, kind in (("subusers", SUBUSER), ("customers", CUSTOMER)):
                 accounts = {}
                 for name, settings in (world_data.get(group) or {}).items():
@@ -627,7 +655,11 @@ class EmulatorState:
                             f"{where}.account_id: subusers are addressed by username only; "
                             f"put customer accounts under {world_name}.customers, keyed by account id"
                         )
-                    accounts[name] = _settings_from(where, settings or {})
+                    values = dict(settings or {}) if isinstance(settings, Mapping) else settings
+                    disabled = values.pop("disabled", False) if kind == SUBUSER and isinstance(values, dict) else False
+                    if not isinstance(disabled, bool):
+                        raise ValueError(f"{where}.disabled: must be true or false")
+                    accounts[name] = (_settings_from(where, values or {}), disabled)
                 groups.append(accounts)
             plan[world_name] = (parent, groups[0], groups[1])
         return plan
@@ -707,6 +739,50 @@ class EmulatorState:
                 for kind, values in sorted(account.settings.items())
             ]
 
+    def list_subusers(
+        self, *, username: str | None = None, region: str = "all", include_region: bool = False, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """One page of the parent's subusers in both worlds, in the order they were added.
+
+        `region` filters (all, global or eu); `username` keeps the one subuser of that name;
+        `include_region` adds each one's region (its world). Disabled subusers are listed, with
+        `disabled: true`; deleted ones are not.
+        """
+        with self._lock:
+            found = sorted(
+                (account.number, world, account)
+                for world, w in self.worlds.items()
+                if region in ("all", world)
+                for account in w.subusers.values()
+                if username is None or account.name == username
+            )
+            page = found[offset : offset + limit] if limit > 0 else []
+            return [
+                {
+                    "disabled": account.disabled,
+                    "email": _email(account.name),
+                    "id": account.number,
+                    "username": account.name,
+                    **({"region": world} if include_region else {}),
+                }
+                for _, world, account in page
+            ]
+
+    def list_customers(self, *, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the customer accounts of both worlds, in the order they were added, and the last id.
+
+        `after` is the last id of the previous page (the API's `offset`); an unknown one is an empty page.
+        """
+        with self._lock:
+            found = sorted((a.number, a.name) for w in self.worlds.values() for a in w.customers.values())
+            names = [name for _, name in found]
+            start = 0
+            if after is not None:
+                start = names.index(after) + 1 if after in names else len(names)
+            page = found[start : start + limit]
+            accounts = [{"id": name, "created_at": _created_at(number)} for number, name in page]
+            return accounts, (page[-1][1] if page else None)
+
     # -- for tests, benchmarks and the admin endpoint ------------------------------------------
 
     def unsubscribe(self, world: str, on_behalf_of: str | None = None) -> dict[str, Any]:
@@ -756,14 +832,16 @@ class EmulatorState:
                 w.parent.settings = _merge_defaults(_settings_from(f"{name}.parent", world_data["parent"]))
                 for group, kind in (("subusers", SUBUSER), ("customers", CUSTOMER)):
                     accounts: dict[str, Account] = getattr(w, group)
+                    disabled = set((world_data.get("disabled") or {}).get(group, []))
                     for key, data in (world_data.get(group) or {}).items():
                         settings = {k: v for k, v in data.items() if k != "account_id"}
-                        accounts[key] = Account(kind, key, _merge_defaults(_settings_from(f"{name}.{key}", settings)))
+                        merged = _merge_defaults(_settings_from(f"{name}.{key}", settings))
+                        accounts[key] = Account(kind, key, merged, disabled=key in disabled, number=self._number())
                     w.deleted[group] = set((world_data.get("deleted") or {}).get(group, []))
                 self.worlds[name] = w
 
     def snapshot(self) -> dict[str, Any]:
-        """Every world's accounts and settings (and deleted account names), as plain JSON data."""
+        """Every world's accounts and settings (and deleted and disabled account names), as plain JSON data."""
         with self._lock:
             return {
                 name: {
@@ -771,6 +849,7 @@ class EmulatorState:
                     "subusers": {user: copy.deepcopy(a.settings) for user, a in sorted(w.subusers.items())},
                     "customers": {cid: copy.deepcopy(a.settings) for cid, a in sorted(w.customers.items())},
                     "deleted": {group: sorted(names) for group, names in w.deleted.items()},
+                    "disabled": {"subusers": sorted(user for user, a in w.subusers.items() if a.disabled)},
                 }
                 for name, w in self.worlds.items()
             }
@@ -781,3 +860,56 @@ def _merge_defaults(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for kind, values in settings.items():
         _apply(merged[kind], values)
     return merged
+
+
+def _email(username: str) -> str:
+    """A subuser's contact address in the list: its username when that is one, else <username>@example.com."""
+    return username if "@" in username else f"{username}@example.com"
+
+
+def _created_at(number: int) -> str:
+    """An RFC 3339 time for a customer account, steady for the account (its number counted in minutes)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_700_000_000 + 60 * number))
+
+
+def subuser_query(args: Mapping[str, str]) -> dict[str, Any]:
+    """The `GET /v3/subusers` query, checked: username, limit, offset, region, include_region.
+
+    Raises ValidationFailed naming each bad parameter (a non-integer limit or offset, a negative
+    offset, a region other than all, global or eu, include_region other than true or false).
+    """
+    problems: list[tuple[str | None, str]] = []
+    query: dict[str, Any] = {"username": args.get("username"), "limit": DEFAULT_SUBUSERS_LIMIT, "offset": 0}
+    for name in ("limit", "offset"):
+        if name in args:
+            try:
+                query[name] = int(args[name])
+            except ValueError:
+                problems.append((name, f"{name} must be an integer, got {args[name]!r}"))
+    if query["offset"] < 0:
+        problems.append(("offset", "offset must be 0 or more"))
+    if query["limit"] < 0:
+        problems.append(("limit", "limit must be 0 or more"))
+    query["region"] = args.get("region", "all")
+    if query["region"] not in REGION_FILTERS:
+        problems.append(("region", f"region must be one of {', '.join(REGION_FILTERS)}, got {query['region']!r}"))
+    flag = args.get("include_region", "false")
+    if flag not in ("true", "false"):
+        problems.append(("include_region", f"include_region must be true or false, got {flag!r}"))
+    query["include_region"] = flag == "true"
+    if problems:
+        raise ValidationFailed(problems)
+    return query
+
+
+def accounts_query(args: Mapping[str, str]) -> dict[str, Any]:
+    """The `GET /v3/partners/accounts` query, checked: `limit` (1 to 100, default 10) and `offset` (the last id)."""
+    limit = DEFAULT_ACCOUNTS_LIMIT
+    if "limit" in args:
+        try:
+            limit = int(args["limit"])
+        except ValueError:
+            raise ValidationFailed([("limit", f"limit must be an integer, got {args['limit']!r}")]) from None
+        if not 1 <= limit <= MAX_ACCOUNTS_LIMIT:
+            raise ValidationFailed([("limit", f"limit must be from 1 to {MAX_ACCOUNTS_LIMIT}, got {limit}")])
+    return {"limit": limit, "after": args.get("offset") or None}
