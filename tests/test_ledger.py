@@ -335,6 +335,11 @@ def test_check_keeps_the_accounts_and_declares_them_for_this_run(ledger: Origina
             "accounts",
             "accounts['click/global'] does not describe",
         ),
+        (
+            {"accounts": {CLICK_PARENT: {**spec(CLICK_PARENT), "managed": [{"enabled": True}]}}},
+            "accounts",
+            "accounts['click/global'] does not describe",
+        ),
         ({"accounts": {}, "colour": "red"}, "colour", "unknown property 'colour' of the originals ledger"),
     ],
 )

@@ -426,7 +426,7 @@ class OriginalsLogic(_SendGridProvider):
                 or not isinstance(region, str)
                 or setting_key(setting.name, region, spec.get("on_behalf_of")) != key
                 or not isinstance(managed, list)
-                or not set(managed) <= {f.name for f in setting.writable}
+                or not all(isinstance(name, str) and name in {f.name for f in setting.writable} for name in managed)
             ):
                 failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not describe that account setting"))
         RUN.declare(key for key in accounts if isinstance(key, str))
