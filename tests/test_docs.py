@@ -34,7 +34,7 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```$", re.S | re.M)
 INLINE = re.compile(r"(?<!`)`([^`\n]+(?:\n[^`\n]+)?)`(?!`)")  # a span may wrap once
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # Commands a sh block may show, and the check each kind gets (`other`: shown as is, nothing to check).
-CHECKED = {"make", "pulumi", "pip", "sendgrid-tracking-emulator"}
+CHECKED = {"make", "pulumi", "pip", "sendgrid-tracking-emulator", ".venv/bin/pytest"}
 OTHER = {"git", "export", "python", "find", "rm", "cd", "venv/bin/pip"}
 
 
@@ -355,3 +355,13 @@ def test_the_reliability_page_keeps_the_generators_prose() -> None:
     doc = reliability.DOC.read_text(encoding="utf-8")
     assert "\n".join(reliability.INTRO) in doc
     assert reliability.replace_stateful_section(doc, reliability.read_stateful()) == doc
+
+
+def test_pytest_commands_name_test_paths_that_exist() -> None:
+    shown = commands_of(".venv/bin/pytest")
+    assert shown, "the docs show how to run a test file"
+    for page, words in shown:
+        paths = [w for w in words[1:] if not w.startswith("-") and "/" in w]
+        assert paths, f"{page}: {' '.join(words)} names no test path"
+        for path in paths:
+            assert (ROOT / path.split("::")[0]).exists(), f"{page}: {path} does not exist"

@@ -98,11 +98,6 @@ UNRECORDED_HINT = (
     "--target 'urn:pulumi:<stack>::<project>::pulumi-python:dynamic/sendgrid:Originals::originals')"
 )
 
-# Errors after which a PATCH certainly changed nothing: SendGrid looked at the request and refused it.
-# Every other failure (a lost answer, a 5xx, a 429 that outlasted the retries, a malformed 2xx) may hide
-# a change that landed, so the setting is read again.
-_REFUSALS = (ConfigurationError,)
-
 
 def _is_unknown(value: Any) -> bool:
     return isinstance(value, pulumi.output.Unknown)
