@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_sendgrid_tracking.fleet import SHARD
+from pulumi_sendgrid_tracking.inputs import setting_key
 from pulumi_sendgrid_tracking.shards import MAX_SHARDS, Shard, ShardConfigError, account_key, parse_shard, shard_of
+from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from .common import (
     EXIT_DRIFT,
@@ -397,6 +399,19 @@ def _account_of(resource: Mapping[str, Any]) -> str | None:
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's marker, not a secret
 """How a state export marks a secret value (encrypted for its own stack: never copied across by hand)."""
 PROVIDER_TYPE = "pulumi:providers:pulumi-python"
+LEDGER_TYPE = "pulumi-python:dynamic/sendgrid:Originals"
+"""The stack's originals ledger (since 0.3.0): its entries move with the settings they describe."""
+_SETTING_BY_RESOURCE = {s.resource: s.name for s in SETTINGS.values()}
+
+
+def _setting_key_of(resource: Mapping[str, Any]) -> str | None:
+    """The ledger's key of a setting resource (`click/global/alice`); None for anything else."""
+    kind = str(resource.get("type"))
+    outputs = resource.get("outputs") or {}
+    region, who = outputs.get("region"), outputs.get("on_behalf_of")
+    if kind not in SETTING_TYPES or not isinstance(region, str):
+        return None
+    return setting_key(_SETTING_BY_RESOURCE[kind.rsplit(":", 1)[1]], region, who if isinstance(who, str) else None)
 
 
 def _resources(export: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -449,6 +464,9 @@ class _Mover:
                     None,
                     kind="backend",
                 )
+            origin = self.export(source)
+            if any(r.get("type") == LEDGER_TYPE for r in _resources(origin)):
+                self._carry_ledger(source, dest, origin, self.export(dest), urns)
             return
         origin = self.export(source)
         wanted = set(urns)
@@ -469,8 +487,46 @@ class _Mover:
             copy["parent"] = root
             copy["provider"] = reference
             target["deployment"]["resources"].append(copy)
-        self.write(dest, target)
         origin["deployment"]["resources"] = [r for r in _resources(origin) if r.get("urn") not in wanted]
+        self._carry_ledger(source, dest, origin, target, urns)
+
+    def _carry_ledger(
+        self, source: str, dest: str, origin: dict[str, Any], target: dict[str, Any], urns: list[str]
+    ) -> None:
+        """Write both states with the moved settings' ledger entries moved along (0.3.0 and later).
+
+        The destination's ledger (a copy of the source's, if it has none) gets each moved setting's entry
+        and the settings depend on it again; the source's ledger drops them, and goes once it holds none.
+        So neither stack's next preview plans a change, and no ledger reads an account this stack wrote.
+        """
+        ledger = next((r for r in _resources(origin) if r.get("type") == LEDGER_TYPE), None)
+        if ledger is not None:
+            moved_urns = {_rewrite(urn, source, dest) for urn in urns}
+            resources = target["deployment"]["resources"]
+            moved = [r for r in resources if r.get("urn") in moved_urns]
+            keys = {key for r in moved if (key := _setting_key_of(r)) is not None}
+            there = next((r for r in resources if r.get("type") == LEDGER_TYPE), None)
+            if there is None:
+                provider = next(r for r in resources if r.get("type") == PROVIDER_TYPE)
+                there = _rewrite(ledger, source, dest)
+                there["parent"] = next(str(r["urn"]) for r in resources if r.get("type") == "pulumi:pulumi:Stack")
+                there["provider"] = f"{provider['urn']}::{provider['id']}"
+                for section in ("inputs", "outputs"):
+                    there[section] = {**there[section], "accounts": {}}
+                there["outputs"]["entries"] = {}
+                resources.insert(resources.index(provider) + 1, there)  # before the settings that depend on it
+            for section, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):
+                held = dict(ledger[section].get(name) or {})
+                there[section][name] = {**(there[section].get(name) or {}), **{k: held[k] for k in keys if k in held}}
+                ledger[section][name] = {k: v for k, v in held.items() if k not in keys}
+            for resource in moved:
+                resource["dependencies"] = sorted({*resource.get("dependencies", []), there["urn"]})
+                resource.setdefault("propertyDependencies", {})["ledger"] = [there["urn"]]
+            if not ledger["outputs"]["entries"] and not any(
+                ledger["urn"] in r.get("dependencies", []) for r in _resources(origin)
+            ):
+                origin["deployment"]["resources"] = [r for r in _resources(origin) if r is not ledger]
+        self.write(dest, target)
         self.write(source, origin)
 
 
@@ -478,12 +534,12 @@ def reshard(fleet: Fleet) -> list[str]:
     """Move every account of the shard stacks of another count (or of the unsharded stack), with its state,
     into the stacks of `fleet.count`.
 
-    Each account's setting resources and adoption records go together (no request to SendGrid, nothing
-    given up, the originals kept) into `<base>-shard-<j>-of-<count>`, j its shard of the new count; the
-    old shard stacks, then empty, are removed (the fleet's own stack stays, empty). Run it with no other
-    run of these stacks going on; if it is interrupted, run it again (an account written to its new
-    stack and not yet removed from the old one is taken from the old one then). Returns what it did,
-    one line each.
+    Each account's setting resources (and 0.2.0 adoption records) go together, with their entries of the
+    stack's originals ledger (no request to SendGrid, nothing given up, the originals kept), into
+    `<base>-shard-<j>-of-<count>`, j its shard of the new count; the old shard stacks, then empty, are
+    removed (the fleet's own stack stays, empty). Run it with no other run of these stacks going on; if it
+    is interrupted, run it again (an account written to its new stack and not yet removed from the old one
+    is taken from the old one then). Returns what it did, one line each.
     """
     stacks = fleet.stacks()
     mover = _Mover(fleet)
