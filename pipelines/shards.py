@@ -740,6 +740,8 @@ def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None
         kept = (old.get(part) or {}).get(name)
         if isinstance(kept, dict):
             old[part][name] = {k: v for k, v in kept.items() if k not in keys}
+    if not (old.get("outputs") or {}).get("entries"):  # emptied: no setting depends on it any more
+        origin["deployment"]["resources"] = [r for r in _resources(origin) if r is not old]
     mover.write(source, origin)
 
 

@@ -117,15 +117,17 @@ def test_persistent_fault_through_the_engine_then_convergence(project: PulumiPro
     project.emulator.state.add_fault(Fault("503", count=10_000, method="PATCH", account="bob"))
     failed = project.run("destroy", "--yes", "--skip-preview", check=False)
     assert failed.returncode != 0
-    assert f"sendgrid:Adoption ({name}/global/bob)" in failed.stdout  # bob's record gives him back
+    assert f"sendgrid:{case.setting.resource} (global/bob)" in failed.stdout  # bob's setting gives him back
     assert f"PATCH {case.setting.path} on behalf of 'bob' failed (503)" in failed.stdout
     assert "Hint:" in failed.stdout
-    # Truthful: bob's setting went (its delete sends nothing); his adoption record, which gives bob his
-    # values back, failed to, and stays in the state with what it still has to restore.
+    # Truthful: bob's setting failed to give him back, and stays in the state with the originals it still
+    # has to restore (and the ledger, which it depends on); alice's went.
     left = [r for r in project.export()["deployment"]["resources"] if r["type"].startswith("pulumi-python:")]
-    assert [(r["type"].rsplit(":", 1)[1], r["urn"].rsplit("::", 1)[1]) for r in left] == [
-        ("Adoption", f"{name}/global/bob")
-    ]
+    assert sorted((r["type"].rsplit(":", 1)[1], r["urn"].rsplit("::", 1)[1]) for r in left) == sorted(
+        [(case.setting.resource, "global/bob"), ("Originals", "originals")]
+    )
+    bob = settings_in_state(project)["bob"]
+    assert {k: bob["originals"].get(k) for k in bob["held_fields"]} == {k: case.live.get(k) for k in case.desired}
     assert setting_of(project, name, "bob") == present(applied)
     project.emulator.state.clear_faults()
     project.run("destroy", "--yes", "--skip-preview")  # the next run gives bob back
@@ -230,9 +232,9 @@ def test_interrupted_up_recovers_with_nothing_applied_twice(project: PulumiProje
     resources = project.resources()
     assert set(resources) == {f"subuser-{n}" for n in names}
     lost_originals = sorted(name for name, outs in resources.items() if outs["original_enabled"] is not True)
-    # Only a create cut between its PATCH and the checkpoint (a pending create) can be re-adopted
-    # with the new value as its original; one cut before its PATCH keeps the true original.
-    assert set(lost_originals) <= set(pending)
+    # The ledger held every original before any PATCH: even a create cut between its PATCH and the
+    # checkpoint (a pending create) takes its original from there, never the value it wrote.
+    assert lost_originals == []
     assert len(pending) <= 8  # bounded by the engine's parallelism
     project.run("preview", "--expect-no-changes")
     record(

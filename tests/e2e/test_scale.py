@@ -1,4 +1,4 @@
-"""Big programs through the real engine: 5,000 resources registered by one program, previewed.
+"""Big programs through the real engine: 2,500 account settings registered by one program, previewed.
 
 The SDK's `serialize_provider` wraps pickle's `_batch_setitems` once more on every dynamic resource
 it registers and never unwraps it, so after about a thousand registrations every pickle of a dict
@@ -7,9 +7,10 @@ no dict, so its own resources would get through; the next dynamic resource of an
 in the same program (a user's own, whose pickle holds its attributes) would not. `resources._register`
 undoes the wrapping after each registration; this test fails without it.
 
-2,500 accounts with one setting each: 2,500 setting resources and their 2,500 adoption records,
-5,000 registrations, five times the limit. About 55 s here (90 s at load average 29); 5,000 accounts (10,000
-registrations) took 97 s, which is why it is not that size.
+1,100 accounts with one setting each: 1,100 setting resources (one per account setting since 0.3.0,
+no adoption records) and the stack's originals ledger, past the limit of about 965. Every setting waits for
+the ledger, declared after the program's top level, so the first preview of a big new stack registers them
+in one burst, and its time grows faster than linearly (docs/behaviour.md, Limits): 1,100 is what fits here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tools.pulumi_project import PROJECT
 
 from .conftest import PulumiProject
 
-ACCOUNTS = 2_500
+ACCOUNTS = 1_100
 
 USERS_OWN_RESOURCE = """
 
@@ -49,7 +50,7 @@ Labels("labels")
 
 
 @pytest.mark.long
-def test_a_program_of_5000_resources_previews_without_requests(project: PulumiProject) -> None:
+def test_a_program_of_1100_accounts_previews_without_requests(project: PulumiProject) -> None:
     fleet = {"subusers": [{"username": f"user-{i:05d}", "click": {"enabled": i % 2 == 0}} for i in range(ACCOUNTS)]}
     (project.dir / "fleet.yaml").write_text(yaml.safe_dump(fleet))
     (project.dir / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": {f"{PROJECT}:fleetFile": "fleet.yaml"}}))
@@ -62,8 +63,8 @@ def test_a_program_of_5000_resources_previews_without_requests(project: PulumiPr
     assert "RecursionError" not in result.stdout + result.stderr
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads(result.stdout)
-    # Every account's setting and its adoption record, the user's own resource, and the stack.
-    assert data["changeSummary"] == {"create": 2 * ACCOUNTS + 2}
+    # Every account's setting (named by its account), the stack's ledger, the user's own resource, the stack.
+    assert data["changeSummary"] == {"create": ACCOUNTS + 3}
     creates = {s["urn"].rsplit("::", 1)[1] for s in data["steps"] if s["op"] == "create"}
-    assert {"subuser-user-00000", "subuser-user-02499", "click/global/user-02499", "labels"} <= creates
+    assert {"global/user-00000", "global/user-01099", "originals", "labels"} <= creates
     assert project.api_log() == []  # a preview sends no request, however big

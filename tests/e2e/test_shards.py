@@ -168,6 +168,13 @@ def test_a_fleet_in_three_shards(fleet_project: PulumiProject) -> None:
     assert project.api_log() == []
 
 
+def ledger(project: PulumiProject, stack: str) -> dict[str, Any] | None:
+    """The entries of a stack's originals ledger; None when it has none."""
+    resources = project.export("--stack", stack)["deployment"].get("resources") or []
+    found = [r["outputs"]["entries"] for r in resources if r["type"].endswith(":Originals")]
+    return found[0] if found else None
+
+
 def test_a_fleet_of_one_stack_moves_into_shards(project: PulumiProject) -> None:
     """A bad shard fails preview; then the stack's deployed fleet moves, with its state, into 2 shard stacks."""
     fleet = {
@@ -187,12 +194,23 @@ def test_a_fleet_of_one_stack_moves_into_shards(project: PulumiProject) -> None:
     project.up()
     assert accounts_in(project, "dev") == {"global": {"click"}, "global/alice": {"click"}, "eu/carol": {"click"}}
 
+    ledgers = {"dev": ledger(project, "dev")}
+    assert ledgers["dev"] == {
+        "click/global": {"originals": {"enabled": True}, "held": ["enabled"]},
+        "click/global/alice": {"originals": {"enabled": True}, "held": ["enabled"]},
+        "click/eu/carol": {"originals": {"enabled": True}, "held": ["enabled"]},
+    }
     project.api_log()
     code, moved = shards(project, "reshard", "--shards", "2")
     assert code == 0, [e["message"] for e in moved["errors"]]
     assert accounts_in(project, "dev") == {}  # the fleet's stack stays, with its config, and manages nothing
     assert accounts_in(project, "dev-shard-1-of-2") == {"global": {"click"}, "global/alice": {"click"}}
     assert accounts_in(project, "dev-shard-2-of-2") == {"eu/carol": {"click"}}
+    # The stack's originals ledger moved with them: each shard's holds its accounts' entries, as they were.
+    ledger_before = ledgers["dev"]
+    assert ledger(project, "dev") is None  # emptied, then removed
+    assert ledger(project, "dev-shard-1-of-2") == {k: ledger_before[k] for k in ("click/global", "click/global/alice")}
+    assert ledger(project, "dev-shard-2-of-2") == {"click/eu/carol": ledger_before["click/eu/carol"]}
     code, after = shards(project, "preview", "--shards", "2")
     assert code == 0 and after["changes"] == [] and after["summary"]["same"] == 3
     # The originals moved with the records: what each account held before the stack took it over.
