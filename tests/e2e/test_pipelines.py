@@ -239,7 +239,7 @@ def test_errors_exit_1_with_the_reason(project: PulumiProject) -> None:
         assert code == 1 and result["command"] == "preview" and result["stack"] == "dev"
         (error,) = result["errors"]
         assert error["kind"] == "arguments" and error["message"].startswith("bad arguments: ")
-        assert error["hint"].startswith("usage: pipelines [-h]")
+        assert error["hint"].startswith("usage: pipelines")  # the command's own usage
 
 
 def no_key_env(project: PulumiProject, **extra: str) -> dict[str, str]:
@@ -545,8 +545,7 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
             "unknown",
             GIVE_BACK,
         ),
-        ("global", "open"): ("update", "set", [], "nothing", "renamed from o1: nothing is sent for the name"),
-    }
+    }  # the rename of o1 is no change at all: the engine names the resource by its account
     url = planned["global/bob", "subscription"]["fields"][1]
     assert (url["original"], url["original_known"]) == (None, True)  # there was no url before the stack
     assert review["summary"] == counts(update=1, delete=4)
@@ -588,10 +587,9 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
                 "enabled <code>false</code><br>url <code>&quot;&quot;</code>",  # absent before: cleared
                 maybe,
             ),
-            md_row("global", "open", "update", "-", "-", "none"),
         ]
     )
-    assert "<details>" in markdown and "renamed from o1" in markdown
+    assert "<details>" in markdown and "renamed from o1" not in markdown
     result = project.exec(
         [str(ROOT / "pipelines" / "preview"), "--project-dir", str(project.dir), "--format", "markdown"]
     )
@@ -601,7 +599,7 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
     assert code == 0
     for key, r in rows(deployed).items():  # the deploy did what the preview said
         assert (r["status"], r["effect"]) == ("done", planned[key]["effect"]), key
-    assert rows(deployed)["global", "open"]["fields"] == planned["global", "open"]["fields"] == []
+    assert ("global", "open") not in rows(deployed) and ("global", "open") not in planned
     said = {  # a url cleared with "" is absent, as SendGrid answers it
         key: {f: None if (f, after) == ("url", "") else after for f, _, after in fields(r)}
         for key, r in planned.items()

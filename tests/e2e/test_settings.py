@@ -110,6 +110,9 @@ def expected_outputs(
         originals={k: v for k, v in held.items() if v is not None},
         held_fields=sorted(held),
     )
+    # `original_<field>` of each managed field (a null one is left out of the state, as every null output).
+    outs = {k: v for k, v in outs.items() if not k.startswith("original_")}
+    outs.update({f"original_{k}": v for k, v in originals.items() if v is not None})
     return outs
 
 
