@@ -548,7 +548,7 @@ def test_preview_says_what_each_delete_does_and_the_deploy_does_it(project: Pulu
     }  # the rename of o1 is no change at all: the engine names the resource by its account
     url = planned["global/bob", "subscription"]["fields"][1]
     assert (url["original"], url["original_known"]) == (None, True)  # there was no url before the stack
-    assert review["summary"] == counts(update=1, delete=4)
+    assert review["summary"] == counts(delete=4, same=1)  # o1, renamed: no change
     assert "delete   global/alice click: restore: enabled false -> true [sends: PATCH if SendGrid differs]" in summary
     assert "delete   global/bob click: disable: enabled true -> false [sends: PATCH if SendGrid differs]" in summary
     assert "delete   eu/carol click: keep: enabled false -> false [sends: none]; keep: nothing is sent" in summary
