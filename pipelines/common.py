@@ -17,22 +17,25 @@ Output: see output.py and output.schema.json.
 
 Every `pulumi` command these scripts (and tools/, bench/) start goes through `run_pulumi`: under a
 timeout (PIPELINES_PULUMI_TIMEOUT seconds; by default an hour for preview/up/refresh/destroy and
-5 minutes for the rest), stopped with its whole process group when it runs out, and with the
-PostgreSQL backend's `stack ls` deadlock avoided (see `backend_env`).
+5 minutes for the rest), stopped with its whole process group when it runs out, killed when the
+script itself dies (SIGKILL of the script, a CI runner's cancel: see `_die_with_parent`), and with
+the PostgreSQL backend's `stack ls` deadlock avoided (see `backend_env`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +211,7 @@ def run_pulumi(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group: stopped with everything it started
+        preexec_fn=_die_with_parent(),  # noqa: PLW1509 - one pre-resolved libc call, no lock (see there)
     )
     try:
         stdout, stderr = proc.communicate(timeout=limit)
@@ -219,6 +223,37 @@ def run_pulumi(
         _stop(proc)
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child, between fork and exec: SIGKILL it when this process dies (Linux's parent-death signal).
+
+    pulumi runs in a process group of its own (so `_stop` reaches everything it started), which a kill of
+    this script's group no longer reaches: without this, a killed `pipelines/deploy` would leave its
+    `pulumi up` running unwatched, still sending requests while the user recovers the stack. Killed, the
+    engine's plugins stop with it (tools/engine/plugin_guard.py), as when the group was killed. None where
+    prctl(2) is not available. The function is resolved here, so the child only makes one libc call and
+    takes no lock another thread could hold (preexec_fn's hazard with threads: `shards` runs several pulumi
+    at once). The signal comes when the thread that started the child ends; run_pulumi waits for the child
+    in that thread, so that is never before it returns.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # died before the call: no signal will come
+            os._exit(1)
+
+    return die_with_parent
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

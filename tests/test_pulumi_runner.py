@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,8 @@ def fake_pulumi(bin_dir: Path, log: Path, *, hang: bool) -> None:
     script.write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = version ]; then echo v{pinned_version()}; exit 0; fi\n'
-        f'echo "$*" >> {log}\n' + (f'sleep 300 & echo "$!" >> {log}.children\nsleep 300\n' if hang else "echo '[]'\n")
+        f'echo "$*" >> {log}\n'
+        + (f'echo "$$" >> {log}.pids\nsleep 300 & echo "$!" >> {log}.children\nsleep 300\n' if hang else "echo '[]'\n")
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
@@ -73,6 +76,29 @@ def test_a_hanging_pulumi_is_stopped_with_everything_it_started(tmp_path: Path) 
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in children)  # the language host it started went with it
+
+
+def test_a_killed_script_takes_its_pulumi_with_it(tmp_path: Path) -> None:
+    """SIGKILL of the script (a CI runner's cancel) must not leave its `pulumi up` running unwatched: pulumi runs in
+    a process group of its own, which a kill of the script's group does not reach, so the kernel kills it."""
+    log = tmp_path / "log"
+    fake_pulumi(tmp_path / "bin", log, hang=True)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    script = "from pipelines.common import run_pulumi; import os; run_pulumi(['up', '--yes'], env=dict(os.environ))"
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    pids = tmp_path / "log.pids"
+    deadline = time.monotonic() + 30
+    while not pids.exists() or not pids.read_text().strip():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    (pulumi,) = (int(line) for line in pids.read_text().split())
+    assert alive(pulumi)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while alive(pulumi) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pulumi)
 
 
 def test_a_stopped_up_says_how_to_release_its_lock(tmp_path: Path) -> None:
