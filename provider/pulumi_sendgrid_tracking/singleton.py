@@ -628,6 +628,17 @@ class SettingProvider(_SendGridProvider):
 
         Raises when a managed field has no original anywhere: nothing may change it before one is recorded.
         """
+        result, missing = self._gather_originals(props, held, managed)
+        if missing:
+            raise self._unrecorded(props, missing)
+        return result
+
+    @staticmethod
+    def _gather_originals(
+        props: Mapping[str, Any], held: Mapping[str, Any], managed: Iterable[str]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The originals held plus the ledger's for the managed fields not held, and the managed fields with
+        neither (check reports them at preview; create, update and diff raise)."""
         result = dict(held)
         recorded = ledger_originals(props.get(LEDGER_KEY))
         missing = []
@@ -638,9 +649,7 @@ class SettingProvider(_SendGridProvider):
                 result[name] = recorded[name]
             else:
                 missing.append(name)
-        if missing:
-            raise self._unrecorded(props, missing)
-        return result
+        return result, missing
 
     def _unrecorded(self, props: Mapping[str, Any], missing: list[str]) -> SendGridError:
         entry = props.get(LEDGER_KEY)
@@ -717,9 +726,7 @@ class SettingProvider(_SendGridProvider):
             inputs[LEDGER_KEY] = entry
         if not olds and not failures and isinstance(inputs.get("region"), str) and not _is_unknown(entry):
             # A create: it holds nothing yet, so the ledger must hold every managed field's original.
-            managed = self.managed(news)
-            recorded = ledger_originals(entry)
-            missing = [name for name in managed if not (recorded is not None and name in recorded)]
+            _, missing = self._gather_originals(news, {}, self.managed(news))
             if missing and not (isinstance(entry, dict) and "error" in entry):
                 failures.append(CheckFailure(LEDGER_KEY, str(self._unrecorded(inputs, missing))))
         return CheckResult(inputs, failures)
