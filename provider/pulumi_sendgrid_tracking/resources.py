@@ -269,13 +269,9 @@ def _declare(
     _register(resource, provider, engine_name, props, _options(resource_name, engine_name, opts))
 
 
-class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
-    """Click tracking of the parent account, a subuser or a customer account, in one region."""
+class _TrackingSetting(Resource):
+    """What every tracking setting resource outputs besides its own fields (each class adds those)."""
 
-    enabled: pulumi.Output[bool]
-    """Whether click tracking is on, as SendGrid last answered."""
-    enable_text: pulumi.Output[bool]
-    """Whether click tracking covers plain-text mail (read-only, from SendGrid)."""
     on_behalf_of: pulumi.Output[str | None]
     """The subuser (or `account-id <id>`); None for the parent account."""
     region: pulumi.Output[str]
@@ -283,14 +279,22 @@ class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
     on_delete: pulumi.Output[str]
     """What destroy does: restore, keep or disable."""
     original_enabled: pulumi.Output[bool]
-    """The value found when this stack took the setting over."""
-
+    """`enabled` when this stack took the setting over."""
     managed_fields: pulumi.Output[list[str]]
-    """The fields this resource manages: `enabled`."""
+    """The fields this resource manages: `enabled` and those the program gives."""
     name: pulumi.Output[str]
     """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
     originals: pulumi.Output[dict[str, Any]]
     """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
+
+
+class ClickTracking(_TrackingSetting, module="sendgrid", name="ClickTracking"):
+    """Click tracking of the parent account, a subuser or a customer account, in one region."""
+
+    enabled: pulumi.Output[bool]
+    """Whether click tracking is on, as SendGrid last answered."""
+    enable_text: pulumi.Output[bool]
+    """Whether click tracking covers plain-text mail (read-only, from SendGrid)."""
 
     def __init__(
         self,
@@ -306,26 +310,11 @@ class ClickTracking(Resource, module="sendgrid", name="ClickTracking"):
         _declare(self, _CLICK_PROVIDER, resource_name, props, opts)
 
 
-class OpenTracking(Resource, module="sendgrid", name="OpenTracking"):
+class OpenTracking(_TrackingSetting, module="sendgrid", name="OpenTracking"):
     """Open tracking (an invisible image that records opens) of one account, in one region."""
 
     enabled: pulumi.Output[bool]
     """Whether open tracking is on, as SendGrid last answered."""
-    on_behalf_of: pulumi.Output[str | None]
-    """The subuser (or `account-id <id>`); None for the parent account."""
-    region: pulumi.Output[str]
-    """`global` or `eu`."""
-    on_delete: pulumi.Output[str]
-    """What destroy does: restore, keep or disable."""
-    original_enabled: pulumi.Output[bool]
-    """The value found when this stack took the setting over."""
-
-    managed_fields: pulumi.Output[list[str]]
-    """The fields this resource manages: `enabled`."""
-    name: pulumi.Output[str]
-    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
-    originals: pulumi.Output[dict[str, Any]]
-    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
@@ -341,7 +330,7 @@ class OpenTracking(Resource, module="sendgrid", name="OpenTracking"):
         _declare(self, _OPEN_PROVIDER, resource_name, props, opts)
 
 
-class SubscriptionTracking(Resource, module="sendgrid", name="SubscriptionTracking"):
+class SubscriptionTracking(_TrackingSetting, module="sendgrid", name="SubscriptionTracking"):
     """Subscription tracking (the unsubscribe footer and where an unsubscribe lands) of one account.
 
     Fields other than `enabled` are managed only when given: a field left out is never sent,
@@ -360,14 +349,6 @@ class SubscriptionTracking(Resource, module="sendgrid", name="SubscriptionTracki
     """Where an unsubscribe sends the recipient (wins over `landing`), as SendGrid last answered."""
     landing: pulumi.Output[str | None]
     """The HTML page SendGrid shows after an unsubscribe, as SendGrid last answered."""
-    on_behalf_of: pulumi.Output[str | None]
-    """The subuser (or `account-id <id>`); None for the parent account."""
-    region: pulumi.Output[str]
-    """`global` or `eu`."""
-    on_delete: pulumi.Output[str]
-    """What destroy does: restore, keep or disable."""
-    original_enabled: pulumi.Output[bool]
-    """`enabled` when this stack took the setting over."""
     original_html_content: pulumi.Output[str | None]
     """`html_content` when this resource started managing it (None if unmanaged)."""
     original_plain_content: pulumi.Output[str | None]
@@ -378,13 +359,6 @@ class SubscriptionTracking(Resource, module="sendgrid", name="SubscriptionTracki
     """`url` when this resource started managing it (None if unmanaged or absent)."""
     original_landing: pulumi.Output[str | None]
     """`landing` when this resource started managing it (None if unmanaged)."""
-    managed_fields: pulumi.Output[list[str]]
-    """The fields this resource manages: `enabled` and those the program gives."""
-
-    name: pulumi.Output[str]
-    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
-    originals: pulumi.Output[dict[str, Any]]
-    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
@@ -415,7 +389,7 @@ class SubscriptionTracking(Resource, module="sendgrid", name="SubscriptionTracki
         _declare(self, _SUBSCRIPTION_PROVIDER, resource_name, props, opts)
 
 
-class GoogleAnalytics(Resource, module="sendgrid", name="GoogleAnalytics"):
+class GoogleAnalytics(_TrackingSetting, module="sendgrid", name="GoogleAnalytics"):
     """Google Analytics tracking (utm parameters added to links) of one account, in one region.
 
     Fields other than `enabled` are managed only when given: a field left out is never sent,
@@ -434,14 +408,6 @@ class GoogleAnalytics(Resource, module="sendgrid", name="GoogleAnalytics"):
     """utm_content, as SendGrid last answered."""
     utm_campaign: pulumi.Output[str | None]
     """utm_campaign, as SendGrid last answered."""
-    on_behalf_of: pulumi.Output[str | None]
-    """The subuser (or `account-id <id>`); None for the parent account."""
-    region: pulumi.Output[str]
-    """`global` or `eu`."""
-    on_delete: pulumi.Output[str]
-    """What destroy does: restore, keep or disable."""
-    original_enabled: pulumi.Output[bool]
-    """`enabled` when this stack took the setting over."""
     original_utm_source: pulumi.Output[str | None]
     """utm_source when this resource started managing it (None if unmanaged)."""
     original_utm_medium: pulumi.Output[str | None]
@@ -452,13 +418,6 @@ class GoogleAnalytics(Resource, module="sendgrid", name="GoogleAnalytics"):
     """utm_content when this resource started managing it (None if unmanaged)."""
     original_utm_campaign: pulumi.Output[str | None]
     """utm_campaign when this resource started managing it (None if unmanaged)."""
-    managed_fields: pulumi.Output[list[str]]
-    """The fields this resource manages: `enabled` and those the program gives."""
-
-    name: pulumi.Output[str]
-    """The program's name for it (the engine names it by its account: `global/alice`, `eu`)."""
-    originals: pulumi.Output[dict[str, Any]]
-    """Field → what SendGrid held before this stack first took that field over: what destroy restores."""
 
     def __init__(
         self,
