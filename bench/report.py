@@ -207,7 +207,7 @@ def render(sections: dict[str, dict[str, Any]]) -> str:
         "  (`ThreadPoolExecutor(max_workers=4)`), so a dynamic provider cannot raise it. A native provider",
         "  (e.g. with pulumi-go-provider, served with as many workers as the engine's `--parallel`) would",
         "  scale with it; so would an upstream option for the dynamic server's pool size. Within the",
-        "  dynamic provider, the GET before each create could be skipped only by giving up adoption's record",
+        "  dynamic provider, the GET before each create could be skipped only by giving up the ledger's record",
         "  of the original value, which `on_delete: restore` needs.",
     ]
 
@@ -342,7 +342,7 @@ def _small_fleet(sf: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "",
         "## 6. Small fleets: a one-account `pulumi preview`",
         "",
-        "One account with click tracking (this program: the setting and its adoption record) beside the null",
+        "One account with click tracking (this program: the setting and the stack's originals ledger) beside the null",
         f"provider's one resource, {sf['repeats']} interleaved runs each, medians. Language host:",
         f"{sf['language_host']}. Requests sent by all of these previews: {sf['requests_sent']}.",
         "",
@@ -383,7 +383,7 @@ def _small_fleet(sf: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "host (`tools/engine/language_host.py`, used where the Go host cannot be built) loads its three",
         "protocol modules without running `pulumi/__init__.py` (the whole SDK): a few hundred ms off every",
         "`pulumi` command, for this program and the null provider alike. What remains of `ours − null` is the",
-        "adoption record (a second resource) and this package's own modules: about 22 ms per process by",
+        "originals ledger (a second resource) and this package's own modules: about 22 ms per process by",
         "`-X importtime` (the wall-time rows above carry a few tens of ms of noise on this loaded machine).",
         "",
         _load(machine, *sf["loadavg"]),
@@ -398,8 +398,8 @@ def _scale(sc: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         f"## 7. Scale: time against N setting resources ({lat} ms emulator latency)",
         "",
         f"N setting resources = N/{sc['settings_per_account']} accounts with all four settings; each setting resource",
-        "has an adoption record, so a stack holds 2N engine resources. The null program declares the same shape (two",
-        "null resources per setting, the second taking the first's output). Unsharded: one stack. Sharded:",
+        "is one engine resource, and each stack has one originals ledger besides. The null program declares one null",
+        "resource per setting (the engine's floor). Unsharded: one stack. Sharded:",
         f"stacks of about {sc['per_shard']} setting resources, {sc['parallel']} at a time, each with its own state and",
         "provider process ("
         + ("`sendgrid-click-tracking:shard`" if sc["native_shards"] else "a slice of the fleet file per stack")
@@ -501,8 +501,8 @@ def _against_limit(
             if al["pacing_per_process"]
             else " nothing (no pacer in this build)"
         )
-        + f" ({al['headroom']:.0%} of its share). A create needs {al['requests_needed']:,} requests (a GET per adoption"
-        " record, a PATCH per setting):",
+        + f" ({al['headroom']:.0%} of its share). A create needs {al['requests_needed']:,} requests (the ledger's GET"
+        " of each setting taken over, a PATCH per setting):",
         f"the floor is {al['requests_needed']:,} / {al['rate_per_s']} per s = {al['floor_s']:.0f} s.",
         "",
     ]

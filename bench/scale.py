@@ -2,9 +2,9 @@
 
 - `small_fleet`: a one-account `pulumi preview`, this program beside the null provider (medians of
   interleaved runs), and where the time goes: the imports of each process a preview starts.
-- `scale`: preview, up (create), up (no change) and destroy at N setting resources (each with its
-  adoption record: 2N engine resources), unsharded up to BENCH_SCALE_UNSHARDED_MAX and sharded,
-  this program beside a null program of the same shape, emulator at 50 ms; growth exponents.
+- `scale`: preview, up (create), up (no change) and destroy at N setting resources (N engine
+  resources and the stack's originals ledger), unsharded up to BENCH_SCALE_UNSHARDED_MAX and sharded,
+  this program beside a null program with one resource per setting, emulator at 50 ms; growth exponents.
 - `against_limit`: a sharded create of BENCH_LIMIT_N setting resources under an emulator rate limit,
   against the floor (requests needed / allowed rate), counting 429s and errors from the emulator's log.
 - `against_limit_postgres`: the same, every shard stack's state in one table of a throwaway PostgreSQL
@@ -73,18 +73,16 @@ def load() -> list[float]:
 
 # -- projects -------------------------------------------------------------------------------------------
 
-NULL_PAIRS_PROGRAM = """
+NULL_PROGRAM = """
 import pulumi
 from null_provider import NullResource
 
 config = pulumi.Config()
 for username in config.get_object("accounts") or []:
     for setting in config.get_object("settings") or []:
-        # like this program: an adoption record per setting, and the setting taking the record's output
-        record = NullResource(f"{setting}/global/{username}", True, username)
-        NullResource(f"subuser-{username}-{setting}", record.enabled.apply(lambda _: False), username)
+        NullResource(f"{setting}/global/{username}", False, username)
 """
-"""The null provider in this program's shape: two engine resources per setting, the second depending on the first."""
+"""The engine's floor: a null dynamic provider with one resource per setting, sending nothing."""
 
 
 def usernames(accounts: int) -> list[str]:
@@ -140,7 +138,7 @@ def shard_projects(
         )
         if variant == "null":
             shutil.copy(ROOT / "bench" / "null_provider.py", project.dir / "null_provider.py")
-            (project.dir / "__main__.py").write_text(NULL_PAIRS_PROGRAM)
+            (project.dir / "__main__.py").write_text(NULL_PROGRAM)
             _write_config(
                 project,
                 {f"{PROJECT}:accounts": names[index::shards], f"{PROJECT}:settings": list(NULL_SETTINGS)},
@@ -485,7 +483,7 @@ def against_limit(backend_url: str | None = None) -> dict[str, Any]:
     shards = max(1, math.ceil(n / per_shard))
     share = rate * headroom / parallel
     env = {"SENDGRID_MAX_REQUESTS_PER_SECOND": f"{share:.3f}"}
-    needed = 2 * n  # the adoption record's GET and the setting's PATCH (all four differ from the defaults)
+    needed = 2 * n  # the ledger's GET of each setting taken over and its PATCH (all four differ from the defaults)
     floor = needed / rate
     backend = "postgres" if backend_url else "file"
     log(f"against the limit ({backend}): N={n}, {shards} shards, {parallel} at once, {rate}/s, floor {floor:.0f} s")
