@@ -290,8 +290,8 @@ def recorded_settings(
     for resource in exported:
         kind = KIND_OF_TYPE.get(str(resource.get("type")))
         outs = resource.get("outputs") or {}
-        if kind is None or not outs or not isinstance(outs.get("region"), str):
-            continue
+        if kind is None or not outs or not isinstance(outs.get("region"), str) or resource.get("delete"):
+            continue  # (one pending deletion, left by a replacement that failed half way, is not listed)
         managed = list(outs.get("managed_fields") or ["enabled"])
         originals = outs.get("originals") or {}
         region, who = outs["region"], outs.get("on_behalf_of")
