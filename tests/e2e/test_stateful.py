@@ -581,11 +581,12 @@ class OwnershipMachine(RuleBasedStateMachine):
             assert not observed.settings and not observed.ledger, "destroy left resources in the state"
 
     def deploy(self, then: tuple[Any, ...] | None) -> None:
-        """Run what an edit (or a rule) asks for: nothing, a command, the deploy script, or `up` under a fault
-        or interrupted."""
+        """Run what an edit (or a rule) asks for: nothing, a command, the scripts (drift-check, preview, deploy),
+        or `up` under a fault or interrupted."""
         if then is None:
             return
-        if then[0] == "pipeline":
+        if then[0] == "pipeline":  # the scheduled drift-check, then CI's preview and deploy of the edit
+            self.run_pipeline("drift-check")
             self.run_pipeline(then[1])
         elif then[0] == "fault":
             self.run_with_fault_now("up", then[1], then[2])
