@@ -164,13 +164,15 @@ THEN = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(("up", "up --refresh"))),
     st.tuples(st.just("pipeline"), st.just("deploy")),
+    st.tuples(st.just("pipeline"), st.just("deploy")),
     FAULT,
     FAULT,
     INTERRUPT,
     INTERRUPT,
 )
-"""What an edit runs next: nothing (later steps do), a deploy, or a deploy under a fault or interrupted
-(weighted so that most sequences reach a fault or an interruption)."""
+"""What an edit runs next: nothing (later steps do), a deploy (`up`, or the scripts: their reports checked),
+or a deploy under a fault or interrupted (weighted so that most sequences reach a fault or an interruption,
+and many the scripts)."""
 DISTURB = st.one_of(FAULT, INTERRUPT)
 
 Account = tuple[str, str, str | None]
