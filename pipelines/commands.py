@@ -189,6 +189,8 @@ def _with_unchanged(steps: list[Step4], resources: Iterable[Mapping[str, Any]]) 
     whether a 0.2.0 adoption record retires sending nothing.
     """
     planned = {urn for op, urn, _old, _new in steps if op != "refresh"}
+    planned |= {str(old["urn"]) for op, _urn, old, _new in steps if op != "refresh" and old and old.get("urn")}
+    # (a step of an aliased resource carries its old state, recorded under the old URN)
     extra: list[Step4] = [
         ("same", str(r.get("urn")), r, r) for r in resources if str(r.get("urn")) not in planned and not r.get("delete")
     ]

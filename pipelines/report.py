@@ -444,11 +444,11 @@ def plan(steps: Iterable[Step4]) -> tuple[list[dict[str, Any]], dict[str, int], 
     declared, deleted = declared_keys(steps), _deleted_keys(steps)
     rows: list[dict[str, Any]] = []
     counts = dict.fromkeys((*ACTIONS, "same"), 0)
-    recorded: list[dict[str, Any]] = []
+    recorded: dict[str, dict[str, Any]] = {}  # by URN: a replacement's steps (create, replace, delete) share one
     retired: list[Record] = []
     for op, urn, old_state, new_state in steps:
         if op != "refresh" and old_state is not None and (entry := recorded_setting({**old_state, "urn": urn})):
-            recorded.append(entry)
+            recorded.setdefault(urn, entry)
         record = Record.of(urn, old_state)
         if record is not None and op in DELETES:
             found = _retired_or_given_back(record, declared, deleted)
@@ -474,7 +474,7 @@ def plan(steps: Iterable[Step4]) -> tuple[list[dict[str, Any]], dict[str, int], 
         elif op == "replace" and old is not None and new is not None:
             rows.extend(replacement_rows(old, new))
     rows = _note_retired(rows, retired, "planned")
-    return sorted(rows, key=_order), {**counts, **count(rows, "planned")}, by_account(recorded)
+    return sorted(rows, key=_order), {**counts, **count(rows, "planned")}, by_account(recorded.values())
 
 
 def _note_retired(rows: list[dict[str, Any]], records: list[Record], status: str) -> list[dict[str, Any]]:

@@ -156,3 +156,15 @@ def test_an_adoption_record_left_behind_gives_back_from_what_it_observed() -> No
     (alice,) = done
     assert (alice["status"], alice["sends"], alice["effect"]) == ("done", "patch", "restore")
     assert [(f["field"], f["before"], f["after"]) for f in alice["fields"]] == [("enabled", False, True)]
+
+
+def test_a_replacement_lists_its_recorded_setting_once() -> None:
+    """An aliased rename onto another account: the engine's three steps (create-replacement, replace,
+    delete-replaced) each carry the old state; the preview's `state` lists the setting once, not three times."""
+    bob = f"{PREFIX}ClickTracking::global/bob"
+    new = {"inputs": {**outputs()["outputs"], "on_behalf_of": "bob", "name": "b"}}
+    steps = [(op, bob, outputs(), new) for op in ("create-replacement", "replace", "delete-replaced")]
+    rows, counts, recorded = plan(steps)
+    assert [(r["account"], r["action"]) for r in rows] == [("global/bob", "replace"), ("global/alice", "replace")]
+    assert [(s["account"], s["resource"]) for s in recorded] == [("global/alice", "a")]
+    assert counts["replace"] == 1

@@ -61,6 +61,21 @@ STATEFUL_RUNS = [
     "(`test_a_reverted_update_whose_patch_landed_but_failed` replays the sequence through the machine's rules).",
     "",
 ]
+STATEFUL_REPORTS = [
+    "The GitOps scripts run as CI runs them (`pipelines/preview`, then `pipelines/deploy`, with `drift-check`",
+    "before or after them), and their reports are checked against the emulator's request log of each run, in",
+    "both directions, for every account, setting and field (`tools/report_check.py`, shared with",
+    "`tests/e2e/test_reports.py`): a preview sends nothing and its `state` is the stack's; every PATCH a deploy",
+    "sent is in its JSON and Markdown with its account, setting and body, and nothing else is; one that changed",
+    "SendGrid is `applied`, with SendGrid's own values before and after; a failed one changed nothing and is",
+    "`failed` with its error; the preview announced each PATCH (exactly, or as `unknown`) and every `patch` it",
+    "announced was sent, but for accounts whose state was not SendGrid's when it ran (a preview reads nothing);",
+    "a drift-check sends only GETs and lists every setting as read live and every drifted managed field, only",
+    "those. Known gap: drift-check does not read a setting the program no longer declares (its refresh runs",
+    "the program), so it is missing from `state` and its drift from `drift` (`KNOWN_UNREAD`; the deploy reads",
+    "it before giving it back).",
+    "",
+]
 STATEFUL_PHASES = ("create", "update", "give-back", "refresh", "pipeline")
 
 
@@ -121,7 +136,7 @@ def render_stateful(figures: dict[str, Any] | None) -> list[str]:
     """The long run of the stateful test, from docs/stateful.json."""
     out = [STATEFUL_HEADING, ""]
     if figures is None:
-        return [*out, *STATEFUL_RUNS, "Not run yet: `python -m tools.reliability stateful`.", ""]
+        return [*out, *STATEFUL_REPORTS, *STATEFUL_RUNS, "Not run yet: `python -m tools.reliability stateful`.", ""]
     out += [
         "`tests/e2e/test_stateful.py`: a Hypothesis rule-based state machine that drives the real `pulumi` CLI",
         "against the emulator through random sequences of program edits (add, remove, rename with and without an",
@@ -138,6 +153,7 @@ def render_stateful(figures: dict[str, Any] | None) -> list[str]:
         "each successful run; at the end `destroy --refresh` must give every account back. A violation fails the",
         "run with the shrunk sequence.",
         "",
+        *STATEFUL_REPORTS,
         *STATEFUL_RUNS,
         f"Last long run: {figures['measured']}, seed {figures['seed']}, {figures['examples']} sequences of "
         f"{figures['steps_per_sequence']} steps requested, {figures['seconds']} s.",

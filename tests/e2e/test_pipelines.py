@@ -25,6 +25,7 @@ from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from tools.pulumi_project import PROJECT
+from tools.report_check import rows
 
 from ..conftest import TEST_KEY
 from .conftest import ROOT, PulumiProject
@@ -59,13 +60,6 @@ def declare(project: PulumiProject, *resources: dict[str, Any]) -> None:
     data = (yaml.safe_load(path.read_text()) if path.exists() else {}) or {}
     data["config"] = {f"{PROJECT}:resources": list(resources)}
     path.write_text(yaml.safe_dump(data, sort_keys=True))
-
-
-def rows(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(account, setting) → its row of `changes`."""
-    found = {(r["account"], r["setting"]): r for r in result["changes"]}
-    assert len(found) == len(result["changes"])
-    return found
 
 
 def fields(row: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -9,9 +9,7 @@ the preview announced each of them (exactly, or as sent where SendGrid differs).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,20 +21,16 @@ from typing import Any
 
 import pytest
 from pulumi_sendgrid_tracking.emulator import Emulator, Fault
-from pulumi_sendgrid_tracking.inputs import resource_id
-from pulumi_sendgrid_tracking.tracking import SETTINGS
 
 from tools.pulumi_project import PROJECT
+from tools.report_check import check_deploy, check_drift_check, check_preview, check_state, patches, rows, sent_key
 
 from ..support.postgres import PostgresServer
 from .conftest import ROOT, PulumiProject
 from .test_ownership import repair_empty_sidecars
-from .test_pipelines import declare, live, pipeline, rows
+from .test_pipelines import declare, live, pipeline
 
-SETTING_OF_PATH = {s.path: s.name for s in SETTINGS.values()}
 URN = f"urn:pulumi:dev::{PROJECT}::pulumi-python:dynamic/sendgrid:"
-Sent = tuple[str, str, str]
-"""(account, setting, the PATCH's body as sorted JSON)."""
 
 
 @pytest.fixture(params=["file", "postgres"])
@@ -69,123 +63,41 @@ def log_since(project: PulumiProject) -> list[dict[str, Any]]:
     return entries
 
 
-def _sent(account: str, setting: str, body: Any) -> Sent:
-    return (account, setting, json.dumps(body, sort_keys=True))
-
-
-def patches(log: list[dict[str, Any]], *, changed: bool | None = None) -> Counter[Sent]:
-    """The log's PATCHes (only those that changed a setting, or did not), by account, setting and body."""
-    return Counter(
-        _sent(resource_id(e["world"], e["on_behalf_of"]), SETTING_OF_PATH[e["path"]], e["body"])
-        for e in log
-        if e["method"] == "PATCH" and (changed is None or e["changed"] == changed)
-    )
-
-
-def reported(result: dict[str, Any], *statuses: str) -> Counter[Sent]:
-    """The PATCHes a deploy's JSON lists, with one of `statuses` (any when none is given)."""
-    return Counter(
-        _sent(r["account"], r["setting"], q["fields"])
-        for r in result["changes"]
-        for q in r["requests"]
-        if not statuses or q["status"] in statuses
-    )
-
-
-MD_ROW = re.compile(
-    r"^\| <code>(?P<account>[^<]+)</code> \| (?P<setting>\w+) \| (?P<action>[^|]+) \| .* \| (?P<req>[^|]+) \|$"
-)
-
-
-def markdown_requests(text: str) -> dict[tuple[str, str], str]:
-    """(account, setting) → the table's request cell."""
-    found = {}
-    for line in text.splitlines():
-        match = MD_ROW.match(line)
-        if match:
-            found[match["account"], match["setting"]] = match["req"]
-    return found
-
-
-def check_deploy(
-    deployed: dict[str, Any], log: list[dict[str, Any]], markdown: str, preview: dict[str, Any] | None
-) -> None:
-    """The deploy's reports and the request log agree in both directions; the preview announced every change."""
-    changed = patches(log, changed=True)
-    assert reported(deployed, "applied") == changed  # every change in the report, every applied one in the log
-    sent = patches(log)
-    assert all(sent[key] for key in reported(deployed)), (reported(deployed), sent)  # every PATCH listed was sent
-    for key in reported(deployed, "failed"):
-        assert not changed[key]  # a failed one changed nothing
-    by_key = rows(deployed)
-    for (account, setting, body), _ in changed.items():  # before/after: SendGrid's own values
-        entry = by_key[account, setting]
-        (request,) = [q for q in entry["requests"] if json.dumps(q["fields"], sort_keys=True) == body]
-        assert entry["sends"] == "patch" and request["status"] == "applied"
-        shown = {f["field"]: (f["before"], f["after"]) for f in entry["fields"]}
-        assert {name: shown[name][0] for name in request["fields"]} == request["before"]
-    for entry in deployed["changes"]:  # nothing said sent that was not, and the other way round
-        account_sent = [k for k in sent if k[:2] == (entry["account"], entry["setting"])]
-        assert bool(entry["requests"]) == bool(account_sent), entry
-        assert (entry["sends"] == "patch") == bool(entry["requests"])
-    assert sum(len(r["requests"]) for r in deployed["changes"]) == deployed["summary"]["patches"]
-    cells = markdown_requests(markdown)
-    assert set(cells) == set(by_key)
-    for (account, setting), entry in by_key.items():
-        expected = (
-            "; ".join(f"PATCH {', '.join(sorted(q['fields']))} ({q['status']})" for q in entry["requests"]) or "none"
-        )
-        assert cells[account, setting] == expected
-    for account, setting, body in changed:
-        assert f"PATCH {', '.join(sorted(json.loads(body)))} (applied)" in cells[account, setting]
-    if preview is None:
-        return
-    planned = rows(preview)
-    announced = markdown_requests(preview["_markdown"])
-    assert set(announced) == set(planned)
-    for account, setting, body in sent:  # announced: exactly, or as sent where SendGrid differs
-        entry = planned[account, setting]
-        assert entry["sends"] in ("patch", "unknown"), entry
-        if entry["sends"] == "patch":
-            assert sorted(json.loads(body)) == sorted(f["field"] for f in entry["fields"] if not f["note"])
-            assert (
-                announced[account, setting]
-                == f"PATCH {', '.join(f['field'] for f in entry['fields'] if not f['note'])}"
-            )
-        else:
-            assert announced[account, setting] == "PATCH if SendGrid differs"
-    for (account, setting), entry in planned.items():
-        if entry["sends"] == "patch":
-            assert any(k[:2] == (account, setting) for k in sent), entry
-        if entry["sends"] == "nothing":
-            assert not any(k[:2] == (account, setting) for k in sent), entry
-            assert announced[account, setting] == "none"
-
-
-def deploy_with_summaries(project: PulumiProject, tmp_path: Path) -> tuple[int, dict[str, Any], str]:
-    """A deploy with GITHUB_STEP_SUMMARY and --markdown-file: (exit code, JSON, the Markdown, checked identical)."""
+def deploy_with_summaries(
+    project: PulumiProject, tmp_path: Path, planned: dict[str, Any] | None
+) -> tuple[int, dict[str, Any], str, list[dict[str, Any]]]:
+    """A deploy with GITHUB_STEP_SUMMARY and --markdown-file (checked identical), its reports checked against the
+    request log and the preview `planned` (tools/report_check.py): (exit code, JSON, Markdown, the log)."""
     step_summary, md_file = tmp_path / "summary.md", tmp_path / "deploy.md"
     step_summary.unlink(missing_ok=True)
+    log_since(project)
+    before = project.emulator.state.snapshot()
     code, result, _ = pipeline(
         project, "deploy", "dev", {"GITHUB_STEP_SUMMARY": str(step_summary)}, "--markdown-file", str(md_file)
     )
     markdown = md_file.read_text()
     assert step_summary.read_text() == markdown
-    return code, result, markdown
+    log = log_since(project)
+    check_deploy(result, log, markdown, planned, before=before)
+    check_state(result["state"], project.export("--stack", "dev")["deployment"].get("resources", []))
+    return code, result, markdown, log
 
 
 def preview(project: PulumiProject) -> dict[str, Any]:
-    """A preview, its Markdown (--markdown-file and the step summary, identical) attached as `_markdown`."""
+    """A preview (its Markdown: --markdown-file and the step summary, identical), checked: it sends nothing,
+    its rows say what the deploy will send, its state is the stack's."""
     md_file = project.dir.parent / "preview.md"
     step_summary = project.dir.parent / "preview-summary.md"
     step_summary.unlink(missing_ok=True)
+    log_since(project)
     code, result, _ = pipeline(
         project, "preview", "dev", {"GITHUB_STEP_SUMMARY": str(step_summary)}, "--markdown-file", str(md_file)
     )
     assert code == 0, result["errors"]
-    assert log_since(project) == []  # a preview sends nothing
     assert step_summary.read_text() == md_file.read_text()
-    return {**result, "_markdown": md_file.read_text()}
+    check_preview(result, log_since(project), md_file.read_text())
+    check_state(result["state"], project.export("--stack", "dev")["deployment"].get("resources", []))
+    return result
 
 
 PARENT_OPEN = {"name": "o", "kind": "open", "enabled": True}
@@ -203,11 +115,9 @@ def test_an_account_changed_in_the_ui_then_dropped_is_given_back_from_live_value
         {"name": "s", "kind": "subscription", "enabled": True, "on_behalf_of": "bob", "url": "https://a.example/u"},
         {"name": "c", "enabled": True, "on_behalf_of": "carol", "region": "eu", "on_delete": "disable"},
     )
-    log_since(project)
     planned = preview(project)
-    code, first, markdown = deploy_with_summaries(project, tmp_path)
+    code, first, _, _ = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, first["errors"]
-    check_deploy(first, log_since(project), markdown, planned)
     assert rows(first)["global/alice", "click"]["note"] == "no request: SendGrid already held these values"
 
     # Someone uses SendGrid's UI; then the accounts leave the fleet.
@@ -215,21 +125,18 @@ def test_an_account_changed_in_the_ui_then_dropped_is_given_back_from_live_value
     state.set_out_of_band("global", "bob", "subscription", {"url": "https://b.example/ui"})
     state.set_out_of_band("eu", "carol", "click", {"enabled": False})
     declare(project, PARENT_OPEN)
-    log_since(project)
     planned = preview(project)
     assert {k: (r["action"], r["effect"], r["sends"]) for k, r in rows(planned).items()} == {
         ("global/alice", "click"): ("delete", "restore", "unknown"),
         ("global/bob", "subscription"): ("delete", "restore", "unknown"),
         ("eu/carol", "click"): ("delete", "disable", "unknown"),
     }
-    code, deployed, markdown = deploy_with_summaries(project, tmp_path)
+    code, deployed, _, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, deployed["errors"]
-    log = log_since(project)
-    check_deploy(deployed, log, markdown, planned)
     assert patches(log, changed=True) == Counter(
         [
-            _sent("global/alice", "click", {"enabled": True}),
-            _sent("global/bob", "subscription", {"enabled": False, "url": ""}),
+            sent_key("global/alice", "click", {"enabled": True}),
+            sent_key("global/bob", "subscription", {"enabled": False, "url": ""}),
         ]
     )
     given = rows(deployed)
@@ -257,7 +164,6 @@ def test_an_aliased_rename_that_changes_the_account(project: PulumiProject, tmp_
     declare(project, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
     assert pipeline(project, "deploy")[0] == 0
     declare(project, {"name": "b", "enabled": False, "on_behalf_of": "bob", "aliases": ["global/alice"]})
-    log_since(project)
     planned = preview(project)
     pair = {"from": "global/alice", "to": "global/bob"}
     assert [(r["account"], r["action"], r["effect"], r["sends"], r["replacement"]) for r in planned["changes"]] == [
@@ -267,12 +173,10 @@ def test_an_aliased_rename_that_changes_the_account(project: PulumiProject, tmp_
     assert [(f["field"], f["after"], f["original"]) for f in rows(planned)["global/alice", "click"]["fields"]] == [
         ("enabled", True, True)
     ]
-    code, deployed, markdown = deploy_with_summaries(project, tmp_path)
+    code, deployed, _, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, deployed["errors"]
-    log = log_since(project)
-    check_deploy(deployed, log, markdown, planned)
     assert patches(log, changed=True) == Counter(
-        [_sent("global/alice", "click", {"enabled": True}), _sent("global/bob", "click", {"enabled": False})]
+        [sent_key("global/alice", "click", {"enabled": True}), sent_key("global/bob", "click", {"enabled": False})]
     )
     assert {(r["account"], r["action"], r["status"], r["resource"]) for r in deployed["changes"]} == {
         ("global/alice", "replace", "done", "a"),
@@ -287,12 +191,9 @@ def test_a_failed_give_back_is_reported_failed_then_done(project: PulumiProject,
     assert pipeline(project, "deploy")[0] == 0
     declare(project, PARENT_OPEN)
     project.emulator.state.add_fault(Fault("503", count=10_000, method="PATCH", account="alice"))
-    log_since(project)
     planned = preview(project)
-    code, failed, markdown = deploy_with_summaries(project, tmp_path)
+    code, failed, markdown, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 1 and failed["ok"] is False
-    log = log_since(project)
-    check_deploy(failed, log, markdown, planned)
     alice = rows(failed)["global/alice", "click"]
     assert (alice["action"], alice["status"], alice["sends"]) == ("delete", "failed", "patch")
     (request,) = alice["requests"]
@@ -311,11 +212,9 @@ def test_a_failed_give_back_is_reported_failed_then_done(project: PulumiProject,
     project.emulator.state.clear_faults()
     planned = preview(project)  # the setting is still in the state: its give-back is still to come
     assert rows(planned)["global/alice", "click"]["sends"] == "unknown"
-    code, deployed, markdown = deploy_with_summaries(project, tmp_path)
+    code, deployed, _, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, deployed["errors"]
-    log = log_since(project)
-    check_deploy(deployed, log, markdown, planned)
-    assert patches(log, changed=True) == Counter([_sent("global/alice", "click", {"enabled": True})])
+    assert patches(log, changed=True) == Counter([sent_key("global/alice", "click", {"enabled": True})])
     assert rows(deployed)["global/alice", "click"]["status"] == "done"
     assert live(project, "alice")["enabled"] is True
 
@@ -331,7 +230,7 @@ def test_destroy_target_and_state_delete_then_deploy(project: PulumiProject, tmp
     assert pipeline(project, "deploy")[0] == 0
     log_since(project)
     project.run("destroy", "--yes", "--skip-preview", "--stack", "dev", "--target", f"{URN}ClickTracking::global/alice")
-    assert patches(log_since(project), changed=True) == Counter([_sent("global/alice", "click", {"enabled": True})])
+    assert patches(log_since(project), changed=True) == Counter([sent_key("global/alice", "click", {"enabled": True})])
     project.run("state", "delete", f"{URN}ClickTracking::global/bob", "--yes", "--stack", "dev")
     assert log_since(project) == []
     planned = preview(project)
@@ -342,11 +241,9 @@ def test_destroy_target_and_state_delete_then_deploy(project: PulumiProject, tmp
         ("global/alice", "click"): ("create", "unknown", [("enabled", False, True)]),  # the ledger's originals
         ("global/bob", "click"): ("create", "unknown", [("enabled", False, True)]),
     }
-    code, deployed, markdown = deploy_with_summaries(project, tmp_path)
+    code, deployed, _, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, deployed["errors"]
-    log = log_since(project)
-    check_deploy(deployed, log, markdown, planned)
-    assert patches(log, changed=True) == Counter([_sent("global/alice", "click", {"enabled": False})])
+    assert patches(log, changed=True) == Counter([sent_key("global/alice", "click", {"enabled": False})])
     bob = rows(deployed)["global/bob", "click"]
     assert (bob["status"], bob["sends"], bob["note"]) == (
         "done",
@@ -388,14 +285,11 @@ def test_a_give_back_killed_after_its_patch_then_deploy(project: PulumiProject, 
         time.sleep(0.05)
     repair_empty_sidecars(project)
     project.run("cancel", "--yes", "--stack", "dev", check=False)  # the documented recovery, then deploy again
-    log_since(project)
     planned = preview(project)
     alice = rows(planned)["global/alice", "click"]
     assert (alice["action"], alice["sends"]) == ("delete", "unknown")  # still to come: decided from live values
-    code, deployed, markdown = deploy_with_summaries(project, tmp_path)
+    code, deployed, _, log = deploy_with_summaries(project, tmp_path, planned)
     assert code == 0, deployed["errors"]
-    log = log_since(project)
-    check_deploy(deployed, log, markdown, planned)
     assert patches(log) == Counter()  # SendGrid already held the target: nothing sent, nothing said sent
     alice = rows(deployed)["global/alice", "click"]
     assert (alice["status"], alice["sends"], alice["note"]) == (
@@ -404,3 +298,19 @@ def test_a_give_back_killed_after_its_patch_then_deploy(project: PulumiProject, 
         "no request: SendGrid already held these values",
     )
     assert [(f["field"], f["before"], f["after"]) for f in alice["fields"]] == [("enabled", True, True)]
+
+
+@pytest.mark.xfail(strict=True, reason="KNOWN_UNREAD (tools/report_check.py): drift-check does not read it")
+def test_drift_check_reads_a_setting_removed_from_the_program(project: PulumiProject) -> None:
+    """alice's click tracking, changed in SendGrid's UI, then dropped from the program: drift-check's `state`
+    should list it as read live, and its drift (recorded off, live on). Its `preview --refresh` runs with
+    PULUMI_RUN_PROGRAM=true, which refreshes only what the program declares: alice is missing, exit 0."""
+    declare(project, PARENT_OPEN, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
+    assert pipeline(project, "deploy")[0] == 0
+    project.emulator.state.set_out_of_band("global", "alice", "click", {"enabled": True})
+    declare(project, PARENT_OPEN)
+    recorded = project.export("--stack", "dev")["deployment"].get("resources", [])
+    log_since(project)
+    _, result, _ = pipeline(project, "drift-check")
+    desired = {("global", "open"): {"enabled": True}}
+    check_drift_check(result, log_since(project), recorded, project.emulator.state.snapshot(), desired)

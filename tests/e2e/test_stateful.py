@@ -11,8 +11,8 @@ Hypothesis drives the real `pulumi` CLI against the emulator through random sequ
   account over yet or not;
 - `pulumi up`, `up --refresh`, `refresh`, `preview`, `destroy`, `destroy --target <setting>`,
   `up --target <setting>` (with and without the ledger's URN), `up --exclude <setting>`, `protect` (a
-  protected resource removed: the run fails and sends nothing), and the GitOps scripts as commands
-  (`pipelines/deploy`, `pipelines/preview`, `pipelines/drift-check`: exit codes and convergence only);
+  protected resource removed: the run fails and sends nothing), and the GitOps scripts as commands, as CI
+  runs them (`pipelines/preview` then `pipelines/deploy`, `pipelines/drift-check` before or after them);
 - faults injected while any of them runs, creates, updates and give-backs alike (429 storms, 500 and 503,
   a malformed answer, on GET or PATCH, once or persistently, and PATCHes SendGrid applied before failing);
 - interrupted runs (SIGINT, two SIGINTs, SIGKILL, sent when the emulator's request log reaches a drawn
@@ -35,7 +35,17 @@ After every step it checks what a user would (docs/behaviour.md, *Originals*):
   of band, for a plain `up`; fields under `ignore_changes`; accounts outside `--target`, or excluded), a
   successful `refresh` or `up --refresh` leaves the state equal to SendGrid, and `preview
   --expect-no-changes` passes after it; two resources for one account fail preview with 0 requests naming
-  both; no command prints the API key.
+  both; no command prints the API key;
+- the reports: each script's JSON and Markdown against the emulator's request log of its run, in both
+  directions, for every account, setting and field (tools/report_check.py, shared with test_reports.py): a
+  preview sends nothing, says what the deploy will send and lists the state's settings; every PATCH a deploy
+  sent is in its report with its account, setting and body, and nothing else is; one that changed SendGrid
+  is `applied` with SendGrid's values before and after (replayed from the emulator's snapshot), a failed one
+  changed nothing and is `failed` with its error, under the injected faults too; the preview announced each
+  PATCH (exactly, or as `unknown`) and every `patch` it announced was sent, but for accounts whose state was
+  not SendGrid's when it ran (a preview reads nothing); the deploy's `state` is the state it left; a
+  drift-check sends only GETs, its `state` is every setting as read live (but KNOWN_UNREAD) and its `drift`
+  every managed field whose live value is neither the recorded one nor the program's, and only those.
 At the end, `pulumi destroy --refresh` gives every account back per its setting's `on_delete`.
 
 `make test` runs a short bounded run (STATEFUL_EXAMPLES=3 sequences of STATEFUL_STEPS=6 steps, with the
@@ -82,10 +92,12 @@ from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
 from pulumi_sendgrid_tracking.inputs import resource_id, setting_key
 
 from tools.pulumi_project import PROJECT
+from tools.report_check import Key, check_deploy, check_drift_check, check_preview, check_state
 
 from ..conftest import TEST_KEY
 from .conftest import ROOT, PulumiProject
 from .test_ownership import KIND_OF_TYPE, repair_empty_sidecars
+from .test_pipelines import checked
 
 EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "3"))
 STEPS = int(os.environ.get("STATEFUL_STEPS", "6"))
@@ -144,7 +156,6 @@ FAULTS = {
 }
 SIGNALS = ("SIGINT", "two SIGINTs", "SIGKILL")
 PHASES = ("create", "update", "give-back", "refresh", "pipeline")
-PIPELINES = ("deploy", "preview", "drift-check")
 MAX_RESOURCES = 5
 
 FAULT = st.tuples(st.just("fault"), st.sampled_from(sorted(FAULTS)), st.booleans())
@@ -153,13 +164,15 @@ THEN = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(("up", "up --refresh"))),
     st.tuples(st.just("pipeline"), st.just("deploy")),
+    st.tuples(st.just("pipeline"), st.just("deploy")),
     FAULT,
     FAULT,
     INTERRUPT,
     INTERRUPT,
 )
-"""What an edit runs next: nothing (later steps do), a deploy, or a deploy under a fault or interrupted
-(weighted so that most sequences reach a fault or an interruption)."""
+"""What an edit runs next: nothing (later steps do), a deploy (`up`, or the scripts: their reports checked),
+or a deploy under a fault or interrupted (weighted so that most sequences reach a fault or an interruption,
+and many the scripts)."""
 DISTURB = st.one_of(FAULT, INTERRUPT)
 
 Account = tuple[str, str, str | None]
@@ -263,6 +276,8 @@ class Observed:
     live: dict[str, Any]
     settings: dict[Account, Setting]
     ledger: dict[Account, dict[str, Any]]
+    resources: list[dict[str, Any]]
+    """The state's resources, as `pulumi stack export` has them."""
 
     @property
     def differing(self) -> set[Account]:
@@ -355,6 +370,8 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.drifted: set[Account] = set()
         """Accounts changed out of band that the state has not seen in step since."""
         self._observed: Observed | None = None
+        self._planned: tuple[dict[str, Any], set[Key]] | None = None
+        """The JSON of the pipelines/preview just run, and the accounts it could not know (see run_pipeline_now)."""
         self.said: list[str] = []
         self.write_program()
 
@@ -439,7 +456,7 @@ class OwnershipMachine(RuleBasedStateMachine):
                 settings_in_state[account] = Setting(
                     name, account, outs, bool(resource.get("retainOnDelete")), bool(resource.get("protect"))
                 )
-            self._observed = Observed(self.emulator.state.snapshot(), settings_in_state, ledger)
+            self._observed = Observed(self.emulator.state.snapshot(), settings_in_state, ledger, exported)
         return self._observed
 
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -497,6 +514,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         back are checked (and what they hold now is what a later take-over finds)."""
         before = self.observe()
         start = len(self.emulator.state.request_log())
+        self._planned = None
         yield
         self._observed = None
         after = self.observe()
@@ -565,11 +583,12 @@ class OwnershipMachine(RuleBasedStateMachine):
             assert not observed.settings and not observed.ledger, "destroy left resources in the state"
 
     def deploy(self, then: tuple[Any, ...] | None) -> None:
-        """Run what an edit (or a rule) asks for: nothing, a command, the deploy script, or `up` under a fault
-        or interrupted."""
+        """Run what an edit (or a rule) asks for: nothing, a command, the scripts (drift-check, preview, deploy),
+        or `up` under a fault or interrupted."""
         if then is None:
             return
-        if then[0] == "pipeline":
+        if then[0] == "pipeline":  # the scheduled drift-check, then CI's preview and deploy of the edit
+            self.run_pipeline("drift-check")
             self.run_pipeline(then[1])
         elif then[0] == "fault":
             self.run_with_fault_now("up", then[1], then[2])
@@ -946,15 +965,24 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.say(f"pulumi state unprotect -> exit {unprotected.returncode}")
         assert unprotected.returncode == 0, unprotected.stdout + unprotected.stderr
 
-    @rule(script=st.sampled_from(PIPELINES), fault=st.one_of(st.none(), FAULT))
+    @rule(drift_check=st.sampled_from((None, "before", "after")), fault=st.one_of(st.none(), FAULT))
     @step
-    def pipeline(self, script: str, fault: tuple[str, str, bool] | None) -> None:
-        """A GitOps script as CI runs it (a deploy under a fault, then again without)."""
-        if fault is not None and script == "deploy":
-            self.run_with_fault_now(script, fault[1], fault[2], pipeline=True)
-        self.run_pipeline(script)
+    def pipeline(self, drift_check: str | None, fault: tuple[str, str, bool] | None) -> None:
+        """The GitOps scripts as CI runs them: pipelines/preview then pipelines/deploy (under a fault: then both
+        again, without), and pipelines/drift-check before or after them when drawn."""
+        if drift_check == "before":
+            self.run_pipeline("drift-check")
+        if fault is not None:
+            self.run_pipeline("preview")
+            self.run_with_fault_now("deploy", fault[1], fault[2], pipeline=True)
+        self.run_pipeline("deploy")
+        if drift_check == "after":
+            self.run_pipeline("drift-check")
 
     def run_pipeline(self, script: str) -> None:
+        """A script and its exit code (a deploy after its preview, as CI runs them): a deploy converges."""
+        if script == "deploy" and self._planned is None:
+            self.run_pipeline("preview")
         code = self.run_pipeline_now(script)
         valid = self.program_valid()
         if script == "deploy":
@@ -969,12 +997,47 @@ class OwnershipMachine(RuleBasedStateMachine):
             assert code in ((0, 2) if valid else (0, 1, 2)), f"pipelines/drift-check exited {code}"
 
     def run_pipeline_now(self, script: str) -> int:
+        """A script as a command (JSON on stdout, its Markdown to a file), its reports checked against the
+        emulator's request log of its run (tools/report_check.py): a preview sends nothing and says what the
+        deploy will send; a deploy reports every PATCH, with SendGrid's values before and after, and the
+        preview just before it announced them; a drift-check reads only and reports every setting and drift.
+
+        A preview reads nothing: for an account whose state is not SendGrid's (changed out of band since the
+        state last read it, or left so by a failed run) it cannot know what the deploy will send."""
+        planned = self._planned
+        markdown = self.project.dir.parent / f"{script}.md"
+        markdown.unlink(missing_ok=True)
         argv = [str(ROOT / "pipelines" / script), "--stack", "dev", "--project-dir", str(self.project.dir)]
+        argv += ["--format", "json", "--markdown-file", str(markdown)]
+        before = self.observe()
+        start = len(self.emulator.state.request_log())
         with self.engine_phase():
             result = self.project.exec(argv)
-        self._observed = None
         self.say(f"pipelines/{script} -> exit {result.returncode}")
-        assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+        self.project.outputs.append(result.stdout + result.stderr)
+        report = checked(result.returncode, result.stdout, result.stderr)
+        log = self.emulator.state.request_log()[start:]
+        md = markdown.read_text() if markdown.exists() else None
+        if script == "preview":
+            check_preview(report, log, md)
+            if report["ok"]:
+                check_state(report["state"], before.resources)
+                unsure = {(resource_id(a[1], a[2]), a[0]) for a in before.differing | self.drifted}
+                self._planned = (report, unsure)
+        elif script == "deploy":
+            preview, unsure = planned if planned is not None else (None, set())
+            check_deploy(report, log, md, preview, before=before.live, unsure=unsure)
+            if report["ok"] or report["state"]:
+                check_state(report["state"], self.observe().resources)
+            self.say(f"  reported {sum(len(r['requests']) for r in report['changes'])} PATCH(es), checked")
+        else:
+            desired = {
+                (resource_id(*split_id(self.program[n]["account"])), self.program[n]["kind"]): self.desired(n)
+                for n in self.program
+            }
+            declared = {self.account(n) for n in self.program}
+            unread = {(resource_id(a[1], a[2]), a[0]) for a in before.settings if a not in declared}
+            check_drift_check(report, log, before.resources, before.live, desired, unread)  # see KNOWN_UNREAD
         return result.returncode
 
     # -- the invariant ----------------------------------------------------------------------------
@@ -1145,4 +1208,27 @@ def test_a_protected_removal_then_the_account_declared_again(pulumi_bin: Path, t
         machine.check_in_step()  # the ledger holds bob's original, True, from before the stack took it over
     finally:
         machine.broken = True  # teardown only cleans up
+        machine.teardown()
+
+
+def test_the_pipelines_report_what_reached_sendgrid(pulumi_bin: Path, tmp_path: Path) -> None:
+    """The reports invariant through the machine's own pipeline rule, whatever the fixed seed draws: alice's
+    click tracking is changed in SendGrid's UI, then dropped from the program; under a persistent 500 on PATCH
+    the deploy reports her give-back `failed`, with its error, and nothing applied; preview and deploy again
+    report it applied, with SendGrid's values before and after; then an update of bob's, and a drift-check."""
+    machine = machine_class(pulumi_bin, tmp_path)()
+    try:
+        bob, alice = machine.start([("subscription", "global/bob", False), ("click", "global/alice", True)]).values
+        machine.check_in_step()
+        machine.out_of_band(alice, "news")  # alice's click tracking turned off in the UI
+        machine.remove(alice, then=None)  # a give-back of alice, decided from her live value
+        start = len(machine.emulator.state.request_log())
+        machine.pipeline(drift_check="before", fault=("fault", "500 on PATCH", True))
+        failed = [e for e in machine.emulator.state.request_log()[start:] if e["method"] == "PATCH" and e["fault"]]
+        assert failed and {e["on_behalf_of"] for e in failed} == {"alice"}  # the give-back was tried, and failed
+        machine.check_in_step()
+        machine.set_field(bob, "promo", then=None)  # an update of bob's subscription tracking
+        machine.pipeline(drift_check="after", fault=None)
+        machine.check_in_step()
+    finally:
         machine.teardown()
