@@ -187,6 +187,22 @@ def backend_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def command_env(args: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for the scripts' `pulumi <args>`: for a preview, `PULUMI_SKIP_CHECKPOINTS=true` unless it is set.
+
+    A preview persists nothing (the engine hands its snapshot to a persister that discards it), yet the
+    engine serializes and checks the whole state after every step, so a preview's time grows with the
+    square of the stack's size (docs/upstream-preview-checkpoints.md). Without checkpoints it builds the
+    snapshot once, at the end. Never for `up`, `refresh` or `destroy`: their checkpoints are what an
+    interrupted run resumes from (the originals ledger is saved before any setting changes). Not in
+    `run_pulumi`: the tests' projects run `pulumi` as a user does.
+    """
+    out = dict(env)
+    if args and args[0] == "preview":
+        out.setdefault("PULUMI_SKIP_CHECKPOINTS", "true")
+    return out
+
+
 def run_pulumi(
     args: Sequence[str],
     *,
@@ -313,7 +329,7 @@ class Run:
         return run_pulumi(
             [*args, *(["--stack", self.stack] if stack else []), *config, "--non-interactive"],
             cwd=self.project_dir,
-            env=self.env,
+            env=command_env(args, self.env),
         )
 
     def pulumi_json(self, *args: str) -> tuple[int, dict[str, Any], str]:

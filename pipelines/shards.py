@@ -61,6 +61,7 @@ from .common import (
     ROOT,
     ArgumentParser,
     PipelineError,
+    command_env,
     engine_env,
     failure,
     guess_option,
@@ -231,7 +232,7 @@ class Fleet:
     env: dict[str, str]
 
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_pulumi([*args, "--non-interactive"], cwd=self.project_dir, env=self.env)
+        return run_pulumi([*args, "--non-interactive"], cwd=self.project_dir, env=command_env(args, self.env))
 
     def stacks(self) -> list[str]:
         """The project's stacks named `<base>` or `<base>-shard-<i>-of-<n>`, whatever n."""

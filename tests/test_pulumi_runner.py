@@ -21,7 +21,9 @@ from pipelines.common import (
     ENGINE_RUN_TIMEOUT,
     STATE_TIMEOUT,
     PipelineError,
+    Run,
     backend_env,
+    command_env,
     pinned_version,
     pulumi_timeout,
     run_pulumi,
@@ -120,6 +122,30 @@ def test_a_stopped_up_says_how_to_release_its_lock(tmp_path: Path) -> None:
         "`pulumi cancel --stack prod --yes` first"
     )
     assert "pw" not in raised.value.message + raised.value.hint
+
+
+def test_a_preview_skips_the_checkpoints_it_would_discard(tmp_path: Path) -> None:
+    """docs/upstream-preview-checkpoints.md: only the scripts' previews, whose snapshot is discarded, run without
+    checkpoints; `run_pulumi` itself (the tests' projects, a user's `pulumi`) adds nothing."""
+    log = tmp_path / "log"
+    fake_pulumi(tmp_path / "bin", log, hang=False)
+    script = tmp_path / "bin" / "pulumi"
+    script.write_text(script.read_text().replace('echo "$*" >>', 'echo "$* skip=$PULUMI_SKIP_CHECKPOINTS" >>'))
+    env = {k: v for k, v in os.environ.items() if k != "PULUMI_SKIP_CHECKPOINTS"}
+    env["PATH"] = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    run = Run(project_dir=tmp_path, stack="dev", mode="test", env=env)
+    for args in (["preview", "--json"], ["preview", "--refresh"], ["up", "--yes"], ["refresh", "--yes"], ["destroy"]):
+        run.pulumi(*args)
+    run_pulumi(["preview"], env=env, timeout=30)
+    assert log.read_text().splitlines() == [
+        "preview --json --stack dev --non-interactive skip=true",
+        "preview --refresh --stack dev --non-interactive skip=true",
+        "up --yes --stack dev --non-interactive skip=",
+        "refresh --yes --stack dev --non-interactive skip=",
+        "destroy --stack dev --non-interactive skip=",
+        "preview skip=",
+    ]
+    assert command_env(["preview"], {"PULUMI_SKIP_CHECKPOINTS": "false"})["PULUMI_SKIP_CHECKPOINTS"] == "false"
 
 
 def test_timeouts_by_kind_and_from_the_environment() -> None:

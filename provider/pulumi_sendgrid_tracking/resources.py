@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pulumi
 from pulumi.dynamic import Resource, ResourceProvider
+from pulumi.runtime import settings as sdk_settings
 from pulumi.runtime.settings import get_monitor, get_root_resource
 
 from . import config as config_mod
@@ -116,6 +117,7 @@ class _ProgramRun:
             self._from_ledger(lambda out: out.is_secret()),
         )
         self._loop.call_soon(self._poll)
+        _wait_for_registrations_in_turn(self._loop)
 
     async def _from_ledger(self, part: Callable[[pulumi.Output[Any]], Awaitable[T]]) -> T:
         return await part(await self._ready)
@@ -133,6 +135,27 @@ class _ProgramRun:
             self._ready.set_exception(exc)
             raise
         self._ready.set_result(ledger.entries)
+
+
+def _wait_for_registrations_in_turn(loop: asyncio.AbstractEventLoop) -> None:
+    """Have the SDK wait for the program's registrations one at a time, not by scanning every output per reply.
+
+    At the end of a program the SDK's `wait_for_rpcs` awaits its list of outstanding RPCs in turn, then
+    the outputs still pending, with `asyncio.wait(FIRST_COMPLETED)` in a loop that re-registers a callback
+    on every pending output each time one finishes. Registrations join that list only once the event loop
+    turns, after the top level has returned: the SDK finds it empty and waits for the whole run in the
+    second loop, at a cost of (outputs pending) x (replies), quadratic in the number of resources (a
+    setting has about 18 outputs, all pending until the ledger is declared and the engine answers). One
+    finished entry in the list makes the SDK take the first path: it yields, the registrations join the
+    list, and it awaits them one by one. Without that internal list (another SDK), nothing changes but time.
+    """
+    get_manager = getattr(sdk_settings, "_get_rpc_manager", None)
+    rpcs = getattr(get_manager(), "rpcs", None) if get_manager is not None else None
+    if not isinstance(rpcs, list):  # pragma: no cover - an SDK without the list
+        return
+    finished: asyncio.Future[None] = loop.create_future()
+    finished.set_result(None)
+    rpcs.append(finished)
 
 
 _RUNS: weakref.WeakKeyDictionary[Any, _ProgramRun] = weakref.WeakKeyDictionary()
