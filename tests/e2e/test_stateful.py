@@ -156,6 +156,7 @@ FAULTS = {
 }
 SIGNALS = ("SIGINT", "two SIGINTs", "SIGKILL")
 PHASES = ("create", "update", "give-back", "refresh", "pipeline")
+LEDGER_TYPE = "pulumi-python:dynamic/sendgrid:Originals"
 MAX_RESOURCES = 5
 
 FAULT = st.tuples(st.just("fault"), st.sampled_from(sorted(FAULTS)), st.booleans())
@@ -444,7 +445,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             settings_in_state: dict[Account, Setting] = {}
             ledger: dict[Account, dict[str, Any]] = {}
             for resource in exported:
-                if resource["type"] == "pulumi-python:dynamic/sendgrid:Originals":
+                if resource["type"] == LEDGER_TYPE:
                     entries = (resource.get("outputs") or {}).get("entries") or {}
                     ledger = {account_of_key(k): dict(v) for k, v in entries.items()}
                     continue
@@ -532,6 +533,10 @@ class OwnershipMachine(RuleBasedStateMachine):
                 self.found[(account, name)] = live_value(after.live, account, name)
         for pair in held_before.keys() - held_after.keys():
             self.originals.pop(pair, None)
+        if not any(r["type"] == LEDGER_TYPE for r in after.resources):
+            # The ledger went with the stack's resources (`destroy`): the stack remembers nothing, so an account
+            # a retained setting left at this stack's values is, taken over again, found at those values.
+            self.first = {pair: value for pair, value in self.first.items() if pair in held_after}
 
     def check_give_back(self, setting: Setting, before: Observed, after: Observed, log: list[dict[str, Any]]) -> None:
         account = setting.account
