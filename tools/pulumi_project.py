@@ -95,6 +95,19 @@ class PulumiProject:
         }
         self.run("stack", "init", "dev")
 
+    def start(self, argv: list[str]) -> subprocess.Popen[str]:
+        """Start a command in the project, in a session of its own (so a test can signal or kill the whole
+        run, as a CI runner's cancel does); stdout and stderr together, as text."""
+        return subprocess.Popen(
+            argv,
+            cwd=self.dir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
     def exec(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command in the project with its environment; its output joins `outputs` (the audit)."""
         result = subprocess.run(

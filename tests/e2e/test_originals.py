@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from typing import Any
 
@@ -89,15 +88,7 @@ def test_an_update_adding_a_field_killed_after_its_patch_keeps_the_fields_origin
     declare(project, alice_sub(enabled=True, url="https://new.example.com/bye"))
     project.emulator.state.configure(latency=0.6)  # time to kill the run after the PATCH, before its checkpoint
     before = len(project.emulator.state.request_log())
-    proc = subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"])
     deadline = time.monotonic() + 120
     while changed_since(project, before) < 1:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""

@@ -312,15 +312,7 @@ def test_interrupted_up_then_the_same_deploy_again(project: PulumiProject, how: 
     resources = [{"name": n, "enabled": False, "on_behalf_of": n} for n in names]
     resources.append({"name": "euint", "enabled": False, "on_behalf_of": "euint", "region": "eu"})
     declare(project, *resources)
-    proc = subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"])
     wait_for_changes(project, proc, 12)
     if how == "SIGKILL":
         os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as a CI runner cancels it
@@ -395,15 +387,7 @@ def test_a_removal_killed_mid_way_then_reverted_shows_in_preview_and_converges(p
     project.emulator.state.configure(latency=0.1)
     declare(project)  # remove them all: each delete restores `true`
     before = len(project.emulator.state.request_log())
-    proc = subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"])
     deadline = time.monotonic() + 120
     while sum(1 for e in project.emulator.state.request_log()[before:] if e["changed"]) < 8:
         assert proc.poll() is None and time.monotonic() < deadline

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -265,15 +264,7 @@ def test_a_give_back_killed_after_its_patch_then_deploy(project: PulumiProject, 
     # alice's PATCH is applied, then its answer waits: the run is killed while the provider waits for it.
     state.add_fault(Fault("hang", count=1, method="PATCH", account="alice", apply=True, hang_seconds=5.0))
     before = len(state.request_log())
-    proc = subprocess.Popen(
-        [str(ROOT / "pipelines" / "deploy"), "--stack", "dev", "--project-dir", str(project.dir)],
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start([str(ROOT / "pipelines" / "deploy"), "--stack", "dev", "--project-dir", str(project.dir)])
     deadline = time.monotonic() + 300
     while live(project, "alice")["enabled"] is not True:  # the PATCH landed
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
