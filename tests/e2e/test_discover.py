@@ -154,7 +154,7 @@ def test_adopting_a_fleet_of_hundreds_changes_nothing(project: PulumiProject, e2
     state.set_out_of_band("eu", "e003", SETTING, {"enabled": True, "url": "https://example.com/moved"})
     state.add_subuser("global", "newcomer")
     code, diff = script(project, "discover", "--diff", "--settings", SETTING)
-    assert code == 2 and diff["exit_code"] == 2
+    assert code == 2 and diff["exit_code"] == 2, diff.get("errors")
     assert fleet_file.read_text() == text
     assert [d["account"] for d in diff["discovery"]["not_in_fleet"]] == ["global/newcomer"]
     assert diff["discovery"]["not_in_sendgrid"] == []
