@@ -2,7 +2,8 @@
 
     preview       `pulumi preview --json`: what each account's setting would become; sends no request
     deploy        `pulumi up --refresh --skip-preview`: one GET per setting, then the changes
-    drift-check   `pulumi preview --refresh --json`: one GET per setting; drift per field, and what is pending
+    drift-check   `pulumi preview --refresh --json` (and `pulumi refresh --preview-only` of the settings the program
+                  no longer declares): one GET per setting; drift per field, and what is pending
 
 `--skip-preview` matters: `pulumi up --refresh` and `pulumi refresh` without it read every setting twice
 (once for their own preview). The engine's resource counts include the stack's originals ledger (and 0.2.0's
@@ -215,6 +216,42 @@ def _settings(resources: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return by_account(entry for entry in found if entry is not None)
 
 
+def _unread_removals(steps: Iterable[Step4]) -> dict[str, Mapping[str, Any]]:
+    """The settings a `preview --refresh` plans to remove without having read them (the program declares them no
+    more, so its refresh skipped them): URN → recorded state, in the order of the steps."""
+    refreshed = {urn for op, urn, _old, _new in steps if op == "refresh"}
+    return {
+        urn: old
+        for op, urn, old, _new in steps
+        if op in ("delete", "delete-replaced") and urn not in refreshed and type_of(urn) in SETTING_TYPES and old
+    }
+
+
+def _read_removals(
+    run: Run, removals: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Mapping[str, Any]] | list[dict[str, Any]]:
+    """Read the settings a `preview --refresh` skipped (URN → recorded state): URN → the state as read (its
+    outputs as SendGrid holds them now), or the errors. One `pulumi refresh --preview-only` of just those (one GET
+    each); the engine's JSON of a refresh preview shows the recorded state only, so the values are the ones the
+    provider's read put in its journal. Nothing is written to the state."""
+    if not removals:
+        return {}
+    targets = [arg for urn in removals for arg in ("--target", urn)]
+    with tempfile.TemporaryDirectory(prefix="pipelines-journal-") as scratch:
+        path = os.path.join(scratch, "journal.jsonl")
+        journaled = dataclasses.replace(run, env={**run.env, journal.JOURNAL_ENV: path})
+        code, data, stderr = journaled.pulumi_json("refresh", "--preview-only", *targets)
+        outputs = journal.reads(path)
+    if code != 0:
+        return _failure(run, data, stderr, {urn: (old, None) for urn, old in removals.items()})
+    read: dict[str, Mapping[str, Any]] = {}
+    for urn, old in removals.items():
+        now = outputs.get((SETTING_TYPES[type_of(urn)].resource, str(old.get("id"))))
+        if now is not None:
+            read[urn] = {**old, "outputs": {**(old.get("outputs") or {}), **now}}
+    return read
+
+
 def _states(steps: Iterable[tuple[str, str, Any, Any]]) -> dict[str, tuple[Any, Any]]:
     states: dict[str, tuple[Any, Any]] = {}
     for op, urn, old, new in steps:
@@ -281,7 +318,8 @@ def drift_check(run: Run, output: Output) -> int:
     """On a schedule: `pulumi preview --refresh`. Exit 2 on drift, 0 without, 1 on errors.
 
     Drift: a managed field whose live value (read by the refresh) differs from the recorded one and from
-    the desired one. What the program changed is listed as pending (`changes`), not as drift. Live equal
+    the desired one. A setting the program no longer declares is read on its own (`_read_removals`). What
+    the program changed is listed as pending (`changes`), not as drift. Live equal
     to desired but not to the recorded value is harmless and not reported; the next deploy records it.
     """
     # --show-sames: the `same` steps carry what the refresh read for the settings the program leaves as they are.
@@ -293,7 +331,15 @@ def drift_check(run: Run, output: Output) -> int:
         errors = _failure(run, data, stderr, states)
         emit(_out(run, "drift-check", EXIT_ERROR, errors=errors, diagnostics=diagnostics), output)
         return EXIT_ERROR
-    drift, live = drifted(steps)
+    read = _read_removals(run, _unread_removals(steps))
+    if isinstance(read, list):
+        emit(_out(run, "drift-check", EXIT_ERROR, errors=read, diagnostics=diagnostics), output)
+        return EXIT_ERROR
+    # As for a setting the preview's refresh read: a refresh step (recorded → read), then its removal from what
+    # was read.
+    steps = [(op, urn, read.get(urn, old) if op != "refresh" else old, new) for op, urn, old, new in steps]
+    steps += [("refresh", urn, states[urn][0], now) for urn, now in read.items()]
+    drift, live = drifted(steps, read)
     refreshed = [old for op, _urn, old, _new in steps if op == "refresh" and old is not None]
     rows, counts, _ = plan(_with_unchanged(steps, refreshed))
     counts = {**counts, "drifted": len(drift), "checked": len(live)}

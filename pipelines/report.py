@@ -857,8 +857,12 @@ def _orphan(op: str, key: str, requests: list[dict[str, Any]]) -> dict[str, Any]
 
 def drifted(
     steps: list[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]],
+    read: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A `preview --refresh`'s steps → (drift per account, setting and field; the settings as read live).
+
+    `read`: the state a separate `refresh --preview-only` read for a setting, by URN (the settings the program
+    no longer declares, which the preview's own refresh skips).
 
     Drift: a managed field whose live value differs from the recorded one and from the desired one.
     Live equal to desired is not drift (the next deploy records it); a change of the program alone is
@@ -877,16 +881,17 @@ def drifted(
     # inputs as its new one; the state the refresh read is the old state of the resource's next step
     # (`same` included, with --show-sames).
     after_refresh = {urn: old for op, urn, old, _new in steps if op != "refresh" and old is not None}
-    for op, urn, old, _new in steps:
+    after_refresh.update(read or {})
+    for op, urn, old, new in steps:
         if op != "refresh":
             continue
         recorded = SettingState.of(urn, old, "outputs")
-        read = after_refresh.get(urn) or new
-        live = SettingState.of(urn, read, "outputs")
-        if recorded is None or live is None or read is None:
+        now_held = after_refresh.get(urn) or new
+        live = SettingState.of(urn, now_held, "outputs")
+        if recorded is None or live is None or now_held is None:
             continue
-        described = recorded_setting({**read, "urn": urn}) or recorded_setting(
-            {"outputs": _part(read, "inputs"), "urn": urn}
+        described = recorded_setting({**now_held, "urn": urn}) or recorded_setting(
+            {"outputs": _part(now_held, "inputs"), "urn": urn}
         )
         if described is not None:
             live_states.append(described)

@@ -91,6 +91,19 @@ def test_a_patch_that_never_settled_is_unknown_with_its_before(tmp_path: Path, m
     assert counts["delete"] == 0 and counts["failed"] == 1 and counts["patches"] == 1
 
 
+def test_the_journal_keeps_what_a_refresh_read_apart_from_the_patches(tmp_path: Path, monkeypatch: Any) -> None:
+    """drift-check's targeted refresh learns what was read from these lines; a deploy's PATCHes ignore them."""
+    path = tmp_path / "journal.jsonl"
+    monkeypatch.setenv(journal.JOURNAL_ENV, str(path))
+    journal.refreshed("ClickTracking", "global/alice", {"enabled": True, "enable_text": False})
+    journal.sending("give back", "click", "global", "alice", {"enabled": True}, {"enabled": False})
+    path.write_text(path.read_text() + '{"phase": "read", "type": "OpenTracking", "id": "glo')  # a torn last line
+    assert journal.reads(str(path)) == {("ClickTracking", "global/alice"): {"enabled": True, "enable_text": False}}
+    assert [(e["op"], e["on_behalf_of"], e["status"]) for e in journal.read(str(path))] == [
+        ("give back", "alice", "unknown")
+    ]
+
+
 def test_a_failed_give_back_carries_its_error_and_changes_nothing() -> None:
     failed = entry("failed", after={"enabled": False}, error="PATCH ... failed (503): unavailable. Hint: retry.")
     rows, counts = applied([Step("delete", CLICK_ALICE, outputs(), None, "failed")], {}, [failed])

@@ -71,9 +71,7 @@ STATEFUL_REPORTS = [
     "`failed` with its error; the preview announced each PATCH (exactly, or as `unknown`) and every `patch` it",
     "announced was sent, but for accounts whose state was not SendGrid's when it ran (a preview reads nothing);",
     "a drift-check sends only GETs and lists every setting as read live and every drifted managed field, only",
-    "those. Known gap: drift-check does not read a setting the program no longer declares (its refresh runs",
-    "the program), so it is missing from `state` and its drift from `drift` (`KNOWN_UNREAD`; the deploy reads",
-    "it before giving it back).",
+    "those (a setting the program no longer declares included: drift-check reads it on its own).",
     "",
 ]
 STATEFUL_PHASES = ("create", "update", "give-back", "refresh", "pipeline")

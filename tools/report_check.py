@@ -9,14 +9,11 @@ stateful test (after every pipeline step of every sequence):
   before and after (replayed from the emulator's snapshot before the run); a failed one changed nothing and
   is `failed` with its error; the preceding preview announced each PATCH (exactly, or as `unknown`), and
   every `patch` it announced was sent (unless the deploy failed before that step);
-- drift-check: sends GETs only; its `state` is every setting of the state, as read live (account, region,
-  on_delete, originals, managed fields from the state; values from SendGrid); its `drift` is every managed
-  field whose live value differs from the recorded one and from the program's, and only those.
+- drift-check: sends GETs only; its `state` is every setting of the state (those the program no longer
+  declares included), as read live (account, region, on_delete, originals, managed fields from the state;
+  values from SendGrid); its `drift` is every managed field whose live value differs from the recorded one
+  and from the program's, and only those.
 Each check raises AssertionError naming the account, setting and field that disagree.
-
-KNOWN_UNREAD: drift-check runs `pulumi preview --refresh` with PULUMI_RUN_PROGRAM=true, and that refresh
-skips the settings the program no longer declares (their give-back is pending): they are missing from its
-`state` and their drift is not reported (the deploy itself reads them: its give-back GETs first).
 """
 
 from __future__ import annotations
@@ -320,17 +317,10 @@ def check_state(
     state: list[dict[str, Any]],
     exported: Iterable[Mapping[str, Any]],
     live: Mapping[str, Any] | None = None,
-    unread: Collection[Key] = (),
 ) -> None:
     """A report's `state` is every setting of the stack's state: account, region, on_delete, originals and
-    managed fields as recorded; values as recorded (or as SendGrid holds them, `live`). A setting in `unread`
-    may be missing (see check_drift_check)."""
-    listed = {(s["account"], s["setting"]) for s in state}
-    want = [
-        s
-        for s in recorded_settings(exported, live)
-        if (s["account"], s["setting"]) not in unread or (s["account"], s["setting"]) in listed
-    ]
+    managed fields as recorded; values as recorded (or as SendGrid holds them, `live`)."""
+    want = recorded_settings(exported, live)
     got = sorted(state, key=lambda s: (s["account"], s["setting"], s["resource"]))
     assert [(s["account"], s["setting"]) for s in got] == [(s["account"], s["setting"]) for s in want], (got, want)
     for mine, theirs in zip(got, want, strict=True):
@@ -343,20 +333,15 @@ def check_drift_check(
     exported: Iterable[Mapping[str, Any]],
     live: Mapping[str, Any],
     desired: Mapping[Key, Mapping[str, Any]] | None = None,
-    unread: Collection[Key] = (),
 ) -> None:
     """drift-check read only; its state is every setting as read live; its drift is every managed field whose
     live value differs from the recorded one (and from the program's, `desired`: (account, setting) → the
-    fields whose desired value is known; a setting missing there leaves the program), and only those.
-
-    `unread`: settings it is known not to read (KNOWN_UNREAD): their absence is not checked, only what is
-    reported of them."""
+    fields whose desired value is known; a setting missing there leaves the program), and only those."""
     _only(log, ("GET",), "drift-check")
     if not result["ok"]:
         return
     exported = list(exported)
-    check_state(result["state"], exported, live, unread)
-    listed = {(s["account"], s["setting"]) for s in result["state"]}
+    check_state(result["state"], exported, live)
     check_plan(result)
     assert result["summary"]["checked"] == len(result["state"])
     assert result["summary"]["drifted"] == len(result["drift"])
@@ -374,8 +359,6 @@ def check_drift_check(
     if desired is None:
         return
     for key, was in recorded.items():
-        if key in unread and key not in listed:
-            continue
         now = _live_values(live, key[1], was["region"], was["on_behalf_of"])
         wanted = desired.get(key)
         for name in was["managed_fields"]:

@@ -1,4 +1,5 @@
-"""The change journal: one JSON line per PATCH the provider sends, before it is sent and once it is settled.
+"""The change journal: one JSON line per PATCH the provider sends, before it is sent and once it is settled,
+and one per setting a refresh read.
 
 Set SENDGRID_CHANGE_JOURNAL=<file> (the pipeline scripts do) and every request that may change SendGrid is
 written there by the code that sends it, so a report of what reached SendGrid is read, never worked out:
@@ -6,6 +7,8 @@ written there by the code that sends it, so a report of what reached SendGrid is
     {"id": ..., "phase": "sending", "op": "take over|update|give back", "setting": "click",
      "region": "global", "on_behalf_of": "alice", "fields": {"enabled": false}, "before": {"enabled": true}}
     {"id": ..., "phase": "settled", "status": "applied|failed|unknown", "after": {...}, "error": "..."}
+
+    {"phase": "read", "type": "ClickTracking", "id": "global/alice", "outputs": {...}}
 
 A "sending" line without its "settled" line is a request whose outcome was never seen (the run was killed).
 Lines are appended with one write each (O_APPEND), so the provider's threads never interleave within a line.
@@ -83,21 +86,44 @@ def settled(
     )
 
 
-def read(path: str) -> list[dict[str, Any]]:
-    """The journal's PATCHes, one dict each: the "sending" line merged with its "settled" line (status
-    `unknown` and no `after` when it never settled). Lines that are not JSON (a torn last line) are skipped."""
-    entries: dict[str, dict[str, Any]] = {}
+def refreshed(resource: str, resource_id: str, outputs: Mapping[str, Any]) -> None:
+    """Record what a refresh read: the outputs the resource `resource_id` of type `resource` now has (a
+    `pulumi refresh --preview-only` shows the recorded state only, so drift-check reads it here)."""
+    _write({"phase": "read", "type": resource, "id": resource_id, "outputs": dict(outputs)})
+
+
+def _lines(path: str) -> list[dict[str, Any]]:
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
+    out = []
     for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def reads(path: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The journal's reads: (type, id) → the outputs the refresh read."""
+    return {
+        (str(e.get("type")), str(e.get("id"))): e["outputs"]
+        for e in _lines(path)
+        if e.get("phase") == "read" and isinstance(e.get("outputs"), dict)
+    }
+
+
+def read(path: str) -> list[dict[str, Any]]:
+    """The journal's PATCHes, one dict each: the "sending" line merged with its "settled" line (status
+    `unknown` and no `after` when it never settled). Lines that are not JSON (a torn last line) are skipped."""
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in _lines(path):
+        if not isinstance(entry.get("id"), str):
             continue
         if entry.get("phase") == "sending":
             entries[entry["id"]] = {**entry, "status": "unknown", "after": None, "error": None}

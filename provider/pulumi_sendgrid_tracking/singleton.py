@@ -789,6 +789,7 @@ class SettingProvider(_SendGridProvider):
         inputs.update(on_behalf_of=on_behalf_of, region=region, on_delete=outs["on_delete"])
         if outs.get(NAME_KEY) is not None:
             inputs[NAME_KEY] = outs[NAME_KEY]
+        journal.refreshed(self.setting.resource, id_, outs)
         return ReadResult(id_, outs, inputs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

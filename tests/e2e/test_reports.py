@@ -291,17 +291,28 @@ def test_a_give_back_killed_after_its_patch_then_deploy(project: PulumiProject, 
     assert [(f["field"], f["before"], f["after"]) for f in alice["fields"]] == [("enabled", True, True)]
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN_UNREAD (tools/report_check.py): drift-check does not read it")
 def test_drift_check_reads_a_setting_removed_from_the_program(project: PulumiProject) -> None:
     """alice's click tracking, changed in SendGrid's UI, then dropped from the program: drift-check's `state`
-    should list it as read live, and its drift (recorded off, live on). Its `preview --refresh` runs with
-    PULUMI_RUN_PROGRAM=true, which refreshes only what the program declares: alice is missing, exit 0."""
+    lists it as read live, and its drift (recorded off, live on). Its `preview --refresh` runs the program and
+    so refreshes only what the program declares; drift-check reads alice on its own (one GET)."""
     declare(project, PARENT_OPEN, {"name": "a", "enabled": False, "on_behalf_of": "alice"})
     assert pipeline(project, "deploy")[0] == 0
     project.emulator.state.set_out_of_band("global", "alice", "click", {"enabled": True})
     declare(project, PARENT_OPEN)
     recorded = project.export("--stack", "dev")["deployment"].get("resources", [])
     log_since(project)
-    _, result, _ = pipeline(project, "drift-check")
+    code, result, _ = pipeline(project, "drift-check")
+    log = log_since(project)
     desired = {("global", "open"): {"enabled": True}}
-    check_drift_check(result, log_since(project), recorded, project.emulator.state.snapshot(), desired)
+    check_drift_check(result, log, recorded, project.emulator.state.snapshot(), desired)
+    assert code == 2, result.get("errors")
+    (alice,) = result["changes"]  # its pending give-back, from the values just read: SendGrid holds the original
+    assert (alice["account"], alice["action"], alice["sends"]) == ("global/alice", "delete", "unknown")
+    assert [(f["field"], f["before"], f["after"]) for f in alice["fields"]] == [("enabled", True, True)]
+    assert sorted((e["method"], e["on_behalf_of"] or "", e["path"]) for e in log) == [
+        ("GET", "", "/v3/tracking_settings/open"),
+        ("GET", "alice", "/v3/tracking_settings/click"),
+    ]  # one GET each: the program's setting, then alice on her own
+    assert [(d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["note"]) for d in result["drift"]] == [
+        ("global/alice", "click", "enabled", False, True, "removed from the program: the next deploy gives it back")
+    ]
