@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests_mock
 from pulumi_sendgrid_tracking import AdoptionProvider, OriginalsProvider
+from pulumi_sendgrid_tracking.errors import SendGridError
 from pulumi_sendgrid_tracking.singleton import SettingProvider
 from pulumi_sendgrid_tracking.tracking import SETTINGS
 
@@ -20,6 +21,7 @@ from .conftest import TEST_KEY, configured
 from .test_singleton import CASES, GLOBAL, sent
 
 COMPAT = Path(__file__).parent / "compat"
+CLICK = f"{GLOBAL}/v3/tracking_settings/click"
 PROVIDERS = {c.setting.resource: c.provider for c in CASES.values()}
 SUBSCRIPTION_URL = GLOBAL + SETTINGS["subscription"].path
 
@@ -220,22 +222,22 @@ def test_a_kept_record_sends_nothing_and_records_are_never_read_or_changed(adopt
     assert http.call_count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (reported to the lead): on the first 0.3.0 `up` the ledger reads an upgraded account's current "
-    "values, which this stack wrote; a later replacement (`--replace`, replace_on_changes) or `pulumi state "
-    "delete` + `up` takes them from the ledger as originals",
-)
-def test_an_upgraded_setting_replaced_later_keeps_the_originals_from_before_the_stack(http: Any) -> None:
+def test_an_upgraded_setting_replaced_later_keeps_the_originals_from_before_the_stack(
+    http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     outs = saved("v0.2.0")["SubscriptionTracking::subuser-carol-subscription"]
     key = "subscription/eu/carol"
     managed = outs["managed_fields"]
     written = {f.name: outs[f.name] for f in SETTINGS["subscription"].fields if outs.get(f.name) is not None}
     http.get(EU_SUBSCRIPTION, json=written)
-    # The first 0.3.0 `up`: the ledger is new and reads carol, as she is now (the stack's values).
+    # The first 0.3.0 `up`: the ledger is new; carol holds what the stack wrote. It takes her originals from
+    # the state (`pulumi stack export`, here a stand-in printing the 0.2.0 fixture), and reads nothing.
+    fake_pulumi(tmp_path, monkeypatch, (COMPAT / "v0.2.0" / "state.json").read_text())
     ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
     spec = {"setting": "subscription", "region": "eu", "on_behalf_of": "carol", "managed": managed}
-    entry = ledger.create({"accounts": {key: spec}}).outs["entries"][key]
+    entry = ledger.create({"accounts": {key: spec}, "stack": "dev"}).outs["entries"][key]
+    assert http.call_count == 0
+    assert (tmp_path / "argv").read_text().split() == ["stack", "export", "--stack", "dev", "--non-interactive"]
     provider = provider_for("SubscriptionTracking")
     news = {
         **{name: outs[name] for name in managed},
@@ -255,3 +257,46 @@ def test_an_upgraded_setting_replaced_later_keeps_the_originals_from_before_the_
         {"enabled": False, "plain_content": ""},
         ["enabled", "plain_content", "url"],
     )
+
+
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stdout: str, code: int = 0, stderr: str = "") -> None:
+    """A `pulumi` first on PATH that records its arguments (in tmp_path/argv) and prints `stdout`."""
+    (tmp_path / "out").write_text(stdout)
+    (tmp_path / "err").write_text(stderr)
+    script = tmp_path / "bin" / "pulumi"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat {tmp_path}/out\ncat {tmp_path}/err >&2\nexit {code}\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+
+
+def test_a_ledger_that_cannot_read_the_state_fails_before_anything_is_sent(
+    http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pulumi(tmp_path, monkeypatch, "", code=255, stderr="error: failed to load checkpoint: EOF\n")
+    ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
+    spec = {"setting": "click", "region": "global", "managed": ["enabled"]}
+    with pytest.raises(SendGridError) as caught:
+        ledger.create({"accounts": {"click/global": spec}, "stack": "dev"})
+    assert str(caught.value).startswith(
+        "the originals ledger could not read the stack's state (pulumi stack export --stack dev exited 255: "
+        "error: failed to load checkpoint: EOF). Hint: "
+    )
+    assert "nothing was sent" in str(caught.value) and http.call_count == 0
+
+
+def test_a_ledger_of_a_new_stack_reads_sendgrid(http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack with no setting recorded yet (the export lists the stack alone): one GET per account setting."""
+    fake_pulumi(
+        tmp_path,
+        monkeypatch,
+        json.dumps({"version": 3, "deployment": {"resources": [{"type": "pulumi:pulumi:Stack"}]}}),
+    )
+    http.get(CLICK, json={"enabled": False, "enable_text": False})
+    ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
+    spec = {"setting": "click", "region": "global", "managed": ["enabled"]}
+    entries = ledger.create({"accounts": {"click/global": spec}, "stack": "dev"}).outs["entries"]
+    assert entries == {"click/global": {"originals": {"enabled": False}, "held": ["enabled"]}}
+    assert sent(http) == [("GET", CLICK, None, None)]

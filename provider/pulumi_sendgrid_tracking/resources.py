@@ -71,7 +71,8 @@ class Originals(Resource, module="sendgrid", name="Originals"):
     def __init__(
         self, resource_name: str, *, accounts: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        _register(self, _ORIGINALS_PROVIDER, resource_name, {"accounts": accounts, "entries": None}, opts)
+        props = {"accounts": accounts, "stack": pulumi.get_stack(), "entries": None}
+        _register(self, _ORIGINALS_PROVIDER, resource_name, props, opts)
 
 
 def _register(

@@ -25,8 +25,11 @@ Nothing that must survive an interruption lives in process memory: `RUN` holds o
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +136,23 @@ def ledger_originals(entry: Any) -> dict[str, Any] | None:
     if not isinstance(entry, dict):
         return None
     return unpack_originals(entry.get("originals"), entry.get("held")) or {}
+
+
+def recorded_managed(setting: TrackingSetting, outs: Mapping[str, Any]) -> list[str]:
+    """The fields a setting resource managed at its last create or update, from its outputs."""
+    recorded = outs.get(MANAGED_KEY)
+    if isinstance(recorded, list | tuple):
+        return [name for name in recorded if isinstance(name, str)]
+    return [f.name for f in setting.writable if f.required]
+
+
+def recorded_originals(setting: TrackingSetting, outs: Mapping[str, Any]) -> dict[str, Any]:
+    """The originals a setting resource holds, from its outputs (0.1.0 and 0.2.0 outputs: `original_<field>`
+    of each field it managed; one missing there was null, left out of the state)."""
+    held = unpack_originals(outs.get(ORIGINALS_KEY), outs.get(HELD_KEY))
+    if held is not None:
+        return held
+    return {name: outs.get(original_key(name)) for name in recorded_managed(setting, outs)}
 
 
 def original_key(field: str) -> str:
@@ -397,15 +417,18 @@ class OriginalsLogic(_SendGridProvider):
 
     INPUT = "accounts"
     OUTPUT = "entries"
+    STACK = "stack"
+    """The stack's name (input): where `create` looks for originals the state already records."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         accounts = news.get(self.INPUT)
         for key in sorted(news):
-            if key not in (PROVIDER_KEY, self.INPUT) and not (key == self.OUTPUT and news[key] is None):
+            if key not in (PROVIDER_KEY, self.INPUT, self.STACK) and not (key == self.OUTPUT and news[key] is None):
                 failures.append(CheckFailure(key, f"unknown property {key!r} of the originals ledger"))
+        stack = {self.STACK: news[self.STACK]} if isinstance(news.get(self.STACK), str) else {}
         if _is_unknown(accounts):
-            return CheckResult({self.INPUT: accounts}, failures)
+            return CheckResult({self.INPUT: accounts, **stack}, failures)
         if not isinstance(accounts, dict):
             failures.append(CheckFailure(self.INPUT, "accounts must be a mapping of setting keys"))
             return CheckResult({}, failures)
@@ -425,7 +448,7 @@ class OriginalsLogic(_SendGridProvider):
             ):
                 failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not describe that account setting"))
         RUN.declare(key for key in accounts if isinstance(key, str))
-        return CheckResult({self.INPUT: accounts}, failures)
+        return CheckResult({self.INPUT: accounts, **stack}, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Local: a change when some declared field has no original yet, an account left, or a read failed."""
@@ -442,9 +465,20 @@ class OriginalsLogic(_SendGridProvider):
         return DiffResult(changes=changes, replaces=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Read every declared account setting (in parallel) and keep the managed fields' values."""
+        """Take the originals the stack's state already records, then read every declared account setting
+        whose managed fields have none (in parallel) and keep those fields' values.
+
+        The ledger is created by a stack's first `pulumi up` with this release, where the state may hold setting
+        resources already (a stack upgraded from 0.1.0 or 0.2.0, or one whose ledger was removed with `pulumi
+        state delete`): SendGrid now holds what those settings wrote, and their own originals are the values
+        from before the stack (see `originals_in_state`).
+        """
         accounts = props.get(self.INPUT) or {}
-        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: self._entries({}, accounts)})
+        recorded = {}
+        for key, held in originals_in_state(props.get(self.STACK)).items():
+            values, names = pack_originals(held)
+            recorded[key] = {"originals": values, "held": names}
+        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: self._entries(recorded, accounts)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """A record of the past: refresh keeps it as it is and sends nothing."""
@@ -509,6 +543,56 @@ class OriginalsLogic(_SendGridProvider):
             values, names = pack_originals(self._held(old, key))
             entries[key] = {"originals": values, "held": names, "released": True}
         return entries
+
+
+SETTING_TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
+STATE_EXPORT_SECONDS = 120.0
+
+
+def originals_in_state(stack: Any) -> dict[str, dict[str, Any]]:
+    """Setting key → the originals the stack's setting resources record in its state (`pulumi stack export`).
+
+    Read once per stack, when its ledger is created. Nothing when the stack has no name (a program under mocks)
+    or no `pulumi` is on PATH (nothing can have recorded anything then either: no engine ran). Raises when the
+    state cannot be read: originals the state holds are never replaced by a read of what this stack wrote.
+    """
+    exe = shutil.which("pulumi")
+    if not isinstance(stack, str) or not stack or exe is None:
+        return {}
+    command = f"pulumi stack export --stack {stack}"
+    try:
+        result = subprocess.run(
+            [exe, "stack", "export", "--stack", stack, "--non-interactive"],
+            capture_output=True,
+            text=True,
+            timeout=STATE_EXPORT_SECONDS,
+            check=False,
+        )
+        deployment = json.loads(result.stdout).get("deployment") if result.returncode == 0 else None
+    except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired) as exc:
+        raise SendGridError(
+            f"the originals ledger could not read the stack's state ({command}: {type(exc).__name__})",
+            hint="the ledger takes the originals its setting resources already record before reading SendGrid; "
+            "check that the state backend is reachable, then run `pulumi up` again (nothing was sent)",
+        ) from None
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SendGridError(
+            f"the originals ledger could not read the stack's state ({command} exited {result.returncode}: {said})",
+            hint="the ledger takes the originals its setting resources already record before reading SendGrid; "
+            "check that the state backend is reachable, then run `pulumi up` again (nothing was sent)",
+        )
+    found: dict[str, dict[str, Any]] = {}
+    settings = {f"{SETTING_TYPE_PREFIX}{s.resource}": s for s in SETTINGS.values()}
+    resources = _mapping(deployment).get("resources")
+    for resource in resources if isinstance(resources, list) else []:
+        setting = settings.get(str(_mapping(resource).get("type")))
+        outs = _mapping(resource).get("outputs")
+        if setting is None or not isinstance(outs, dict) or not isinstance(outs.get("region"), str):
+            continue
+        key = setting_key(setting.name, outs["region"], outs.get("on_behalf_of"))
+        found.setdefault(key, {}).update(recorded_originals(setting, outs))
+    return found
 
 
 # -- the adoption records of 0.2.0, retired ---------------------------------------------------------
@@ -588,19 +672,12 @@ class SettingProvider(_SendGridProvider):
     @classmethod
     def recorded_managed(cls, outs: Mapping[str, Any]) -> list[str]:
         """The fields a resource managed at its last create or update, from its outputs."""
-        recorded = outs.get(MANAGED_KEY)
-        if isinstance(recorded, list | tuple):
-            return [name for name in recorded if isinstance(name, str)]
-        return [f.name for f in cls.setting.writable if f.required]
+        return recorded_managed(cls.setting, outs)
 
     @classmethod
     def held(cls, outs: Mapping[str, Any]) -> dict[str, Any]:
-        """The originals a resource holds, from its outputs (0.1.0 and 0.2.0 outputs: `original_<field>`
-        of each field it managed; one missing there was null, left out of the state)."""
-        held = unpack_originals(outs.get(ORIGINALS_KEY), outs.get(HELD_KEY))
-        if held is not None:
-            return held
-        return {name: outs.get(original_key(name)) for name in cls.recorded_managed(outs)}
+        """The originals a resource holds, from its outputs."""
+        return recorded_originals(cls.setting, outs)
 
     @classmethod
     def key(cls, props: Mapping[str, Any]) -> str:
