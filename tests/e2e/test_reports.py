@@ -316,3 +316,11 @@ def test_drift_check_reads_a_setting_removed_from_the_program(project: PulumiPro
     assert [(d["account"], d["setting"], d["field"], d["recorded"], d["live"], d["note"]) for d in result["drift"]] == [
         ("global/alice", "click", "enabled", False, True, "removed from the program: the next deploy gives it back")
     ]
+    # alice cannot be read (503s past the retries): an error naming her, exit 1, nothing sent.
+    project.emulator.state.add_fault(Fault("503", count=10_000, method="GET", account="alice"))
+    code, result, _ = pipeline(project, "drift-check")
+    assert code == 1 and not result["ok"] and result["drift"] == []
+    (failure,) = result["errors"]
+    assert (failure["account"], failure["setting"]) == ("global/alice", "click"), failure
+    assert "503" in failure["message"] and failure["hint"], failure
+    assert {e["method"] for e in log_since(project)} == {"GET"}
