@@ -230,13 +230,13 @@ def test_an_upgraded_setting_replaced_later_keeps_the_originals_from_before_the_
     managed = outs["managed_fields"]
     written = {f.name: outs[f.name] for f in SETTINGS["subscription"].fields if outs.get(f.name) is not None}
     http.get(EU_SUBSCRIPTION, json=written)
-    # The first 0.3.0 `up`: the ledger is new; carol holds what the stack wrote. It takes her originals from
-    # the state (`pulumi stack export`, here a stand-in printing the 0.2.0 fixture), and reads nothing.
+    # The first 0.3.0 `up`: the ledger is new; carol holds what the stack wrote. It reads her, and takes her
+    # originals from the state (`pulumi stack export`, here a stand-in printing the 0.2.0 fixture).
     fake_pulumi(tmp_path, monkeypatch, (COMPAT / "v0.2.0" / "state.json").read_text())
     ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
     spec = {"setting": "subscription", "region": "eu", "on_behalf_of": "carol", "managed": managed}
     entry = ledger.create({"accounts": {key: spec}, "stack": "dev"}).outs["entries"][key]
-    assert http.call_count == 0
+    assert sent(http) == [("GET", EU_SUBSCRIPTION, "carol", None)]
     assert (tmp_path / "argv").read_text().split() == ["stack", "export", "--stack", "dev", "--non-interactive"]
     provider = provider_for("SubscriptionTracking")
     news = {
@@ -276,6 +276,7 @@ def test_a_ledger_that_cannot_read_the_state_fails_before_anything_is_sent(
     http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_pulumi(tmp_path, monkeypatch, "", code=255, stderr="error: failed to load checkpoint: EOF\n")
+    http.get(CLICK, json={"enabled": True, "enable_text": False})
     ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
     spec = {"setting": "click", "region": "global", "managed": ["enabled"]}
     with pytest.raises(SendGridError) as caught:
@@ -284,7 +285,8 @@ def test_a_ledger_that_cannot_read_the_state_fails_before_anything_is_sent(
         "the originals ledger could not read the stack's state (pulumi stack export --stack dev exited 255: "
         "error: failed to load checkpoint: EOF). Hint: "
     )
-    assert "nothing was sent" in str(caught.value) and http.call_count == 0
+    assert str(caught.value).endswith("then run `pulumi up` again (nothing was changed).")
+    assert sent(http) == [("GET", CLICK, None, None)]  # read beside the export: nothing changed
 
 
 def test_a_ledger_of_a_new_stack_reads_sendgrid(http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,3 +302,35 @@ def test_a_ledger_of_a_new_stack_reads_sendgrid(http: Any, tmp_path: Path, monke
     entries = ledger.create({"accounts": {"click/global": spec}, "stack": "dev"}).outs["entries"]
     assert entries == {"click/global": {"originals": {"enabled": False}, "held": ["enabled"]}}
     assert sent(http) == [("GET", CLICK, None, None)]
+
+
+def test_a_new_ledger_keeps_recorded_originals_reads_the_rest_and_releases_what_is_not_declared(
+    http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state records click/global (original on) and click/global/bob (original off, no longer declared);
+    the program declares click/global and open/global. SendGrid holds the stack's values."""
+
+    def setting(kind: str, region: str, who: str | None, originals: dict[str, Any]) -> dict[str, Any]:
+        outs = {"region": region, "on_behalf_of": who, "originals": originals, "held_fields": sorted(originals)}
+        return {"type": f"pulumi-python:dynamic/sendgrid:{kind}", "outputs": outs}
+
+    resources = [
+        {"type": "pulumi:pulumi:Stack"},
+        setting("ClickTracking", "global", None, {"enabled": True}),
+        setting("ClickTracking", "global", "bob", {"enabled": False}),
+    ]
+    fake_pulumi(tmp_path, monkeypatch, json.dumps({"version": 3, "deployment": {"resources": resources}}))
+    http.get(CLICK, json={"enabled": False, "enable_text": False})
+    http.get(f"{GLOBAL}/v3/tracking_settings/open", json={"enabled": True})
+    ledger = configured({"sendgrid:apiKey": TEST_KEY}, OriginalsProvider)
+    accounts = {
+        "click/global": {"setting": "click", "region": "global", "managed": ["enabled"]},
+        "open/global": {"setting": "open", "region": "global", "managed": ["enabled"]},
+    }
+    entries = ledger.create({"accounts": accounts, "stack": "dev"}).outs["entries"]
+    assert entries == {
+        "click/global": {"originals": {"enabled": True}, "held": ["enabled"]},  # recorded, not the live False
+        "click/global/bob": {"originals": {"enabled": False}, "held": ["enabled"], "released": True},
+        "open/global": {"originals": {"enabled": True}, "held": ["enabled"]},  # read
+    }
+    assert sorted(r.url for r in http.request_history) == [CLICK, f"{GLOBAL}/v3/tracking_settings/open"]

@@ -118,6 +118,12 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _managed(spec: Any) -> list[str]:
+    """The managed fields of a ledger's account spec (`accounts[key]["managed"]`)."""
+    managed = _mapping(spec).get("managed")
+    return [name for name in managed if isinstance(name, str)] if isinstance(managed, list) else []
+
+
 def pack_originals(held: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Originals as the state keeps them: the values (nulls left out, as the state drops them) and the names."""
     return {name: value for name, value in held.items() if value is not None}, sorted(held)
@@ -465,20 +471,31 @@ class OriginalsLogic(_SendGridProvider):
         return DiffResult(changes=changes, replaces=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Take the originals the stack's state already records, then read every declared account setting
-        whose managed fields have none (in parallel) and keep those fields' values.
+        """Read every declared account setting (in parallel) and keep the managed fields' values, except where
+        the stack's state already records an original: that one is kept.
 
         The ledger is created by a stack's first `pulumi up` with this release, where the state may hold setting
         resources already (a stack upgraded from 0.1.0 or 0.2.0, or one whose ledger was removed with `pulumi
         state delete`): SendGrid now holds what those settings wrote, and their own originals are the values
-        from before the stack (see `originals_in_state`).
+        from before the stack (`originals_in_state`, run beside the reads: a new stack waits for neither).
         """
         accounts = props.get(self.INPUT) or {}
-        recorded = {}
-        for key, held in originals_in_state(props.get(self.STACK)).items():
-            values, names = pack_originals(held)
-            recorded[key] = {"originals": values, "held": names}
-        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: self._entries(recorded, accounts)})
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            in_state = pool.submit(originals_in_state, props.get(self.STACK))
+            read = self._entries({}, accounts)
+            recorded = in_state.result()
+        if not recorded:
+            return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: read})
+        entries: dict[str, Any] = {}
+        for key in sorted(set(read) | set(recorded)):
+            was = recorded.get(key, {})
+            values, names = pack_originals({**self._held(read, key), **was})
+            entries[key] = {"originals": values, "held": names}
+            if key not in accounts:
+                entries[key]["released"] = True
+            elif "error" in read[key] and not set(_managed(accounts[key])) <= set(was):
+                entries[key]["error"] = read[key]["error"]  # unreadable, not all recorded: the next run reads again
+        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: entries})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """A record of the past: refresh keeps it as it is and sends nothing."""
@@ -547,6 +564,10 @@ class OriginalsLogic(_SendGridProvider):
 
 SETTING_TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
 STATE_EXPORT_SECONDS = 120.0
+STATE_EXPORT_HINT = (
+    "a new ledger keeps the originals the stack's setting resources already record; check that the state "
+    "backend is reachable, then run `pulumi up` again (nothing was changed)"
+)
 
 
 def originals_in_state(stack: Any) -> dict[str, dict[str, Any]]:
@@ -572,15 +593,13 @@ def originals_in_state(stack: Any) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired) as exc:
         raise SendGridError(
             f"the originals ledger could not read the stack's state ({command}: {type(exc).__name__})",
-            hint="the ledger takes the originals its setting resources already record before reading SendGrid; "
-            "check that the state backend is reachable, then run `pulumi up` again (nothing was sent)",
+            hint=STATE_EXPORT_HINT,
         ) from None
     if result.returncode != 0:
         said = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise SendGridError(
             f"the originals ledger could not read the stack's state ({command} exited {result.returncode}: {said})",
-            hint="the ledger takes the originals its setting resources already record before reading SendGrid; "
-            "check that the state backend is reachable, then run `pulumi up` again (nothing was sent)",
+            hint=STATE_EXPORT_HINT,
         )
     found: dict[str, dict[str, Any]] = {}
     settings = {f"{SETTING_TYPE_PREFIX}{s.resource}": s for s in SETTINGS.values()}

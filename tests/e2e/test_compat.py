@@ -109,8 +109,8 @@ def test_a_stack_of_an_earlier_release_keeps_its_originals_refreshes_previews_an
     fixture: Path, tmp_path: Path, pulumi_bin: Path
 ) -> None:
     """0.2.0: one plain `pulumi up` moves each setting to its account's name (an alias), the originals
-    into its own `originals`, declares the ledger (with the originals the settings record: no request) and
-    retires the adoption records, sending nothing. 0.3.0 and later: nothing to do. Then refresh, preview, and
+    into its own `originals`, declares the ledger (a GET per account; the originals the settings record win)
+    and retires the adoption records, sending no PATCH. 0.3.0 and later: nothing to do. Then refresh, preview, and
     destroy puts back what each account held before the stack (before.json), not what the up read."""
     state = json.loads((fixture / "state.json").read_text())
     before = json.loads((fixture / "before.json").read_text())
@@ -130,9 +130,11 @@ def test_a_stack_of_an_earlier_release_keeps_its_originals_refreshes_previews_an
             assert "+ 1 to create" in preview.stdout and f"- {len(saved)} to delete" in preview.stdout
             assert project.api_log() == []
             project.up()
-            # The ledger takes the originals the settings record (not what SendGrid holds now: this stack's
-            # values); no request; the adoption records leave sending nothing.
-            assert project.api_log() == []
+            # The ledger reads each account once, but keeps the originals the settings record (not what SendGrid
+            # holds now: this stack's values); no PATCH; the adoption records leave sending nothing.
+            assert sorted(map(str, project.api_log())) == sorted(
+                str(("GET", r["outputs"].get("on_behalf_of"), None)) for r in saved
+            )
             assert emulator.state.snapshot() == live_at_upgrade
         project.run("preview", "--expect-no-changes")  # nothing (more) to change
         assert project.api_log() == []
@@ -183,8 +185,8 @@ def test_a_stack_of_an_earlier_release_keeps_its_originals_refreshes_previews_an
 def test_a_stack_of_0_1_0_upgrades_with_one_up_that_sends_no_change(tmp_path: Path, pulumi_bin: Path) -> None:
     """0.1.0 ran from a clone (`provider.click_tracking`); its state names a module that no longer exists.
 
-    Preview works (it unpickles the program's new provider); one `pulumi up` declares the ledger (with the
-    originals 0.1.0 recorded: no request), moves each resource to its account's name and rewrites its provider
+    Preview works (it unpickles the program's new provider); one `pulumi up` declares the ledger (a GET per
+    account; the originals 0.1.0 recorded win), moves each resource to its account's name and rewrites its provider
     reference without a PATCH; from then on refresh and destroy work, and destroy puts back the originals 0.1.0
     recorded.
     """
@@ -208,7 +210,9 @@ def test_a_stack_of_0_1_0_upgrades_with_one_up_that_sends_no_change(tmp_path: Pa
         assert "+ 1 to create" in preview.stdout and "~ 3 to update" in preview.stdout  # the ledger; the 3 settings
         assert project.api_log() == []
         project.up()
-        assert project.api_log() == []  # the ledger took the originals 0.1.0 recorded: nothing read, nothing sent
+        assert sorted(map(str, project.api_log())) == sorted(
+            map(str, [("GET", None, None), ("GET", "alice", None), ("GET", "bob", None)])
+        )  # the ledger read each account; no PATCH
         assert emulator.state.snapshot() == live_at_upgrade
         upgraded = project.export()
         assert {key: ledger_originals(upgraded, key) for key in ("click/global", "click/global/alice")} == {
