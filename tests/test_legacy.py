@@ -7,6 +7,10 @@ exactly what an upgraded stack holds. No engine: the handlers are called with th
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +338,21 @@ def test_a_new_ledger_keeps_recorded_originals_reads_the_rest_and_releases_what_
         "open/global": {"originals": {"enabled": True}, "held": ["enabled"]},  # read
     }
     assert sorted(r.url for r in http.request_history) == [CLICK, f"{GLOBAL}/v3/tracking_settings/open"]
+
+
+def test_the_ledger_finds_the_pulumi_that_runs_it_among_its_ancestors(tmp_path: Path) -> None:
+    """Not only the one on PATH: a CI may run the CLI by its full path. A shell copied as `pulumi` starts a
+    shell that starts Python (as the engine starts a provider through its launcher)."""
+    engine = tmp_path / "bin" / "pulumi"
+    engine.parent.mkdir()
+    shutil.copy("/bin/sh", engine)
+    probe = "from pulumi_sendgrid_tracking.singleton import _running_engine; print(_running_engine())"
+    result = subprocess.run(
+        [str(engine), "-c", f"/bin/sh -c '{sys.executable} -c \"{probe}\"'"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert result.stdout.strip() == str(engine)

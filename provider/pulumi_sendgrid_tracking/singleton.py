@@ -570,16 +570,33 @@ STATE_EXPORT_HINT = (
 )
 
 
+def _running_engine() -> str | None:
+    """The `pulumi` executable among this process's ancestors (Linux's /proc), or None."""
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        if os.path.basename(exe) == "pulumi":
+            return exe
+        if pid <= 1:
+            return None
+    return None
+
+
 def originals_in_state(stack: Any) -> dict[str, dict[str, Any]]:
     """Setting key → the originals the stack's setting resources record in its state (`pulumi stack export`).
 
-    Read once per stack, when its ledger is created. Nothing when the stack has no name (a program under mocks)
-    or no `pulumi` is on PATH (nothing can have recorded anything then either: no engine ran). Raises when the
+    Read once per stack, when its ledger is created, with the `pulumi` that runs this provider (an ancestor
+    process), else the one on PATH. Nothing when the stack has no name (a program under mocks). Raises when the
     state cannot be read: originals the state holds are never replaced by a read of what this stack wrote.
     """
-    exe = shutil.which("pulumi")
-    if not isinstance(stack, str) or not stack or exe is None:
+    if not isinstance(stack, str) or not stack:
         return {}
+    exe = _running_engine() or shutil.which("pulumi") or "pulumi"
     command = f"pulumi stack export --stack {stack}"
     try:
         result = subprocess.run(
