@@ -45,8 +45,8 @@ def names(recorder: Recorder) -> list[tuple[str, str]]:
 
 @pulumi.runtime.test
 def test_settings_are_named_by_their_account_and_the_ledger_lists_them(mocks: Recorder) -> Any:
-    ClickTracking("alice-clicks", enabled=False, on_behalf_of="alice")
-    ClickTracking("parent-clicks", enabled=True, region="eu")
+    alice = ClickTracking("alice-clicks", enabled=False, on_behalf_of="alice")
+    parent = ClickTracking("parent-clicks", enabled=True, region="eu")
     footer = SubscriptionTracking("carol-footer", enabled=True, url="https://example.com/bye", on_behalf_of="carol")
 
     def check(_: Any) -> None:
@@ -74,7 +74,7 @@ def test_settings_are_named_by_their_account_and_the_ledger_lists_them(mocks: Re
             },
         }
 
-    return footer.urn.apply(check)
+    return pulumi.Output.all(alice.urn, parent.urn, footer.urn).apply(check)  # once all three are registered
 
 
 def test_two_resources_for_one_accounts_setting_are_refused_naming_both(mocks: Recorder) -> None:
