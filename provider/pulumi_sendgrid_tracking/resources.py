@@ -11,13 +11,18 @@ import asyncio
 import os
 import pickle
 import re
+import sys
+import traceback
 import weakref
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import pulumi
 from pulumi.dynamic import Resource, ResourceProvider
+from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import settings as sdk_settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import get_monitor, get_root_resource
 
 from . import config as config_mod
@@ -82,19 +87,45 @@ def _register(
     props: dict[str, Any],
     opts: pulumi.ResourceOptions | None,
 ) -> None:
-    """`Resource.__init__`, undoing what the SDK's `serialize_provider` leaves behind.
+    """`Resource.__init__`, undoing what the SDK's `serialize_provider` leaves behind, with a one-frame stack trace.
 
     Each call wraps `pickle._Pickler._batch_setitems` once more and never unwraps it, so every
     dynamic resource adds a stack frame to every later pickle, and a program with about a thousand
     of them fails with RecursionError (compare pulumi/pulumi#17803). Restoring both methods after
     each registration keeps the depth at one.
+
+    The SDK records the whole Python stack with every resource (`stackTrace`: this package's frames, the
+    program's, asyncio's and the language host's, about 1.7 kB per setting), and the engine writes it into
+    every checkpoint: the state's size is what each step of `up` and `destroy` pays for. Only the program's
+    line is recorded instead (`_program_line`): the `sourcePosition` then names the user's line, not ours.
     """
     pickler: Any = pickle._Pickler
     saved = (pickler._batch_setitems, pickler.save_dict)
+    sdk_trace = getattr(sdk_resource, "_get_stack_trace", None)
+    if sdk_trace is not None:
+        sdk_resource._get_stack_trace = _program_line
     try:
         Resource.__init__(resource, provider, name, props, opts)
     finally:
         pickler._batch_setitems, pickler.save_dict = saved
+        if sdk_trace is not None:
+            sdk_resource._get_stack_trace = sdk_trace
+
+
+_NOT_THE_PROGRAM = (os.path.dirname(__file__), os.path.dirname(pulumi.__file__), os.path.dirname(asyncio.__file__))
+"""Frames of this package, of the Pulumi SDK and of asyncio: not the line of the program that declared a resource."""
+
+
+def _program_line() -> source_pb2.StackTrace:
+    """The stack trace recorded for a resource of this package: the innermost frame of the program (none when
+    the package declared the resource itself, as the ledger)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_THE_PROGRAM):
+        frame = frame.f_back
+    if frame is None or not frame.f_code.co_filename.endswith(".py"):
+        return source_pb2.StackTrace()
+    line = traceback.FrameSummary(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, lookup_line=False)
+    return source_pb2.StackTrace(frames=[source_pb2.StackFrame(pc=sdk_resource._get_source_position_for_frame(line))])
 
 
 class _ProgramRun:
