@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulumi_sendgrid_tracking import journal
+from pulumi_sendgrid_tracking.tracking import SETTING_TYPES
 
 from .backend import hint as backend_hint
 from .backend import with_lock_holders
@@ -32,7 +33,6 @@ from .output import Output, emit, payload
 from .report import (
     ADOPTION_TYPE,
     LEDGER_TYPE,
-    SETTING_TYPES,
     SettingState,
     applied,
     by_account,
@@ -339,7 +339,7 @@ def drift_check(run: Run, output: Output) -> int:
     # was read.
     steps = [(op, urn, read.get(urn, old) if op != "refresh" else old, new) for op, urn, old, new in steps]
     steps += [("refresh", urn, states[urn][0], now) for urn, now in read.items()]
-    drift, live = drifted(steps, read)
+    drift, live = drifted(steps)
     refreshed = [old for op, _urn, old, _new in steps if op == "refresh" and old is not None]
     rows, counts, _ = plan(_with_unchanged(steps, refreshed))
     counts = {**counts, "drifted": len(drift), "checked": len(live)}

@@ -43,9 +43,8 @@ from pulumi_sendgrid_tracking.singleton import (
     ledger_originals,
     same,
 )
-from pulumi_sendgrid_tracking.tracking import SETTINGS, TrackingSetting
+from pulumi_sendgrid_tracking.tracking import SETTINGS, TYPE_PREFIX, TrackingSetting
 
-TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
 ADOPTION_TYPE = f"{TYPE_PREFIX}Adoption"
 LEDGER_TYPE = f"{TYPE_PREFIX}Originals"
 PROVIDERS: Mapping[str, type[SettingProvider]] = {
@@ -54,7 +53,6 @@ PROVIDERS: Mapping[str, type[SettingProvider]] = {
 }
 """Setting resource type → the provider class that handles it (its rules are the reports' rules)."""
 BY_SETTING: Mapping[str, type[SettingProvider]] = {p.setting.name: p for p in PROVIDERS.values()}
-SETTING_TYPES: Mapping[str, TrackingSetting] = {kind: p.setting for kind, p in PROVIDERS.items()}
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How `pulumi preview --json` writes a value not known until the deploy."""
 ACTIONS = ("create", "update", "delete", "replace")
@@ -857,12 +855,8 @@ def _orphan(op: str, key: str, requests: list[dict[str, Any]]) -> dict[str, Any]
 
 def drifted(
     steps: list[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]],
-    read: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A `preview --refresh`'s steps → (drift per account, setting and field; the settings as read live).
-
-    `read`: the state a separate `refresh --preview-only` read for a setting, by URN (the settings the program
-    no longer declares, which the preview's own refresh skips).
 
     Drift: a managed field whose live value differs from the recorded one and from the desired one.
     Live equal to desired is not drift (the next deploy records it); a change of the program alone is
@@ -881,7 +875,6 @@ def drifted(
     # inputs as its new one; the state the refresh read is the old state of the resource's next step
     # (`same` included, with --show-sames).
     after_refresh = {urn: old for op, urn, old, _new in steps if op != "refresh" and old is not None}
-    after_refresh.update(read or {})
     for op, urn, old, new in steps:
         if op != "refresh":
             continue

@@ -53,6 +53,7 @@ from pulumi_sendgrid_tracking.shards import (
     parse_shard,
     shard_of,
 )
+from pulumi_sendgrid_tracking.tracking import SETTING_TYPES
 
 from .common import (
     EXIT_DRIFT,
@@ -73,7 +74,7 @@ from .common import (
 )
 from .messages import error
 from .output import COUNTS, FORMATS, Output, emit, payload
-from .report import ADOPTION_TYPE, SETTING_TYPES, SettingState
+from .report import ADOPTION_TYPE, SettingState
 
 COMMANDS = ("preview", "deploy", "drift-check", "check", "init", "reshard")
 CHECK_COMMAND = "shard-check"

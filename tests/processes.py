@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -98,15 +97,7 @@ class EngineRun:
 
     def __init__(self, project: PulumiProject, *args: str) -> None:
         self.project = project
-        self.proc = subprocess.Popen(
-            ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", *args],
-            cwd=project.dir,
-            env=project.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        self.proc = project.start(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", *args])
         self.session = self.proc.pid
         self.lines: list[str] = []
         self._new_line = threading.Condition()

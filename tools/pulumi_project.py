@@ -95,15 +95,15 @@ class PulumiProject:
         }
         self.run("stack", "init", "dev")
 
-    def start(self, argv: list[str]) -> subprocess.Popen[str]:
+    def start(self, argv: list[str], *, separate_stderr: bool = False) -> subprocess.Popen[str]:
         """Start a command in the project, in a session of its own (so a test can signal or kill the whole
-        run, as a CI runner's cancel does); stdout and stderr together, as text."""
+        run, as a CI runner's cancel does); stdout and stderr together (or apart), as text."""
         return subprocess.Popen(
             argv,
             cwd=self.dir,
             env=self.env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )

@@ -27,10 +27,10 @@ from typing import Any
 
 from pulumi_sendgrid_tracking.emulator.state import _apply, validate_patch
 from pulumi_sendgrid_tracking.inputs import DEFAULT_ON_DELETE, resource_id
-from pulumi_sendgrid_tracking.tracking import SETTINGS
+from pulumi_sendgrid_tracking.tracking import SETTING_TYPES, SETTINGS
 
 SETTING_OF_PATH = {s.path: s.name for s in SETTINGS.values()}
-KIND_OF_TYPE = {f"pulumi-python:dynamic/sendgrid:{s.resource}": s.name for s in SETTINGS.values()}
+KIND_OF_TYPE = {kind: s.name for kind, s in SETTING_TYPES.items()}
 Sent = tuple[str, str, str]
 """(account, setting, the PATCH's body as sorted JSON)."""
 Key = tuple[str, str]

@@ -68,7 +68,7 @@ from .inputs import (
     resource_id,
     setting_key,
 )
-from .tracking import SETTINGS, TrackingSetting
+from .tracking import SETTING_TYPES, SETTINGS, TrackingSetting
 
 if TYPE_CHECKING:
     # Imported when the first request is sent (`_client`): requests and urllib3 take longer to import than
@@ -519,11 +519,8 @@ class OriginalsLogic(_SendGridProvider):
         """Setting key → the declared fields it holds no original of yet."""
         todo: dict[str, list[str]] = {}
         for key, spec in accounts.items():
-            managed = spec.get("managed") if isinstance(spec, dict) else None
-            if not isinstance(managed, list):
-                continue
             held = self._held(entries, key)
-            missing = [name for name in managed if name not in held]
+            missing = [name for name in _managed(spec) if name not in held]
             if missing:
                 todo[key] = missing
         return todo
@@ -562,7 +559,6 @@ class OriginalsLogic(_SendGridProvider):
         return entries
 
 
-SETTING_TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
 STATE_EXPORT_SECONDS = 120.0
 STATE_EXPORT_HINT = (
     "a new ledger keeps the originals the stack's setting resources already record; check that the state "
@@ -619,10 +615,9 @@ def originals_in_state(stack: Any) -> dict[str, dict[str, Any]]:
             hint=STATE_EXPORT_HINT,
         )
     found: dict[str, dict[str, Any]] = {}
-    settings = {f"{SETTING_TYPE_PREFIX}{s.resource}": s for s in SETTINGS.values()}
     resources = _mapping(deployment).get("resources")
     for resource in resources if isinstance(resources, list) else []:
-        setting = settings.get(str(_mapping(resource).get("type")))
+        setting = SETTING_TYPES.get(str(_mapping(resource).get("type")))
         outs = _mapping(resource).get("outputs")
         if setting is None or not isinstance(outs, dict) or not isinstance(outs.get("region"), str):
             continue

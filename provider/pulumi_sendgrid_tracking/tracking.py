@@ -255,3 +255,7 @@ GOOGLE_ANALYTICS = TrackingSetting(
 
 SETTINGS: Mapping[str, TrackingSetting] = {s.name: s for s in (CLICK, OPEN, SUBSCRIPTION, GOOGLE_ANALYTICS)}
 """Every setting by its name."""
+TYPE_PREFIX = "pulumi-python:dynamic/sendgrid:"
+"""The engine's type token of this package's resources, before the resource name."""
+SETTING_TYPES: Mapping[str, TrackingSetting] = {f"{TYPE_PREFIX}{s.resource}": s for s in SETTINGS.values()}
+"""Every setting by its resource's type token (`pulumi-python:dynamic/sendgrid:ClickTracking`)."""

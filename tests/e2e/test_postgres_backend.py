@@ -216,15 +216,7 @@ def pipeline(
 
 
 def start(project: PulumiProject, command: str, started: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        argv(project, command),
-        cwd=project.dir,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = project.start(argv(project, command), separate_stderr=True)
     started.append(proc)
     return proc
 
