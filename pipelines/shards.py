@@ -702,11 +702,6 @@ def _detach(mover: _Mover, source: str, urns: list[str]) -> None:
         mover.write(source, export)
 
 
-def _ledger_part(ledger: Mapping[str, Any], part: str, keys: set[str]) -> dict[str, Any]:
-    values = (ledger.get(part) or {}).get("entries" if part == "outputs" else "accounts") or {}
-    return {k: v for k, v in values.items() if k in keys}
-
-
 def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None:
     """The moved accounts' ledger entries, from the source's ledger into the destination's (created as a
     copy when it has none), and each moved setting depending on it again, as the program declares it."""
@@ -715,14 +710,15 @@ def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None
     if old is None or not keys:
         return
     entries = {k: v for k, v in ((old.get("outputs") or {}).get("entries") or {}).items() if k in keys}
-    accounts = {k: v for k, v in ((old.get("outputs") or {}).get("accounts") or {}).items() if k in keys}
+    accounts = {k: v for k, v in ((old.get("inputs") or {}).get("accounts") or {}).items() if k in keys}
     target = mover.export(dest)
     ledger = _ledger(target)
     resources = target["deployment"]["resources"]
     if ledger is None:
         ledger = _rewrite(old, source, dest)
         ledger["inputs"] = {**(ledger.get("inputs") or {}), "accounts": {}}
-        ledger["outputs"] = {**(ledger.get("outputs") or {}), "accounts": {}, "entries": {}}
+        ledger["outputs"] = {k: v for k, v in (ledger.get("outputs") or {}).items() if k != "accounts"}
+        ledger["outputs"]["entries"] = {}
         root = next((r for r in resources if r.get("type") == "pulumi:pulumi:Stack"), None)
         provider = next((r for r in resources if r.get("type") == PROVIDER_TYPE), None)
         if root is not None:
@@ -731,14 +727,14 @@ def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None
             ledger["provider"] = f"{provider['urn']}::{provider['id']}"
         first = next((i for i, r in enumerate(resources) if r.get("type") in SETTING_TYPES), len(resources))
         resources.insert(first, ledger)
-    for part, values in (("inputs", accounts), ("outputs", accounts)):
-        ledger.setdefault(part, {}).setdefault("accounts", {}).update(values)
-    ledger["outputs"].setdefault("entries", {}).update(entries)
+    ledger.setdefault("inputs", {}).setdefault("accounts", {}).update(accounts)
+    ledger.setdefault("outputs", {}).setdefault("entries", {}).update(entries)
     for resource in resources:
         if _setting_key(resource) in keys and ledger["urn"] not in (resource.get("dependencies") or []):
             resource["dependencies"] = [*(resource.get("dependencies") or []), ledger["urn"]]
     mover.write(dest, target)
-    for part, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):
+    for part, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):  # outputs'
+        # `accounts`: a ledger last written by 0.3.0, which kept them there too
         kept = (old.get(part) or {}).get(name)
         if isinstance(kept, dict):
             old[part][name] = {k: v for k, v in kept.items() if k not in keys}

@@ -414,11 +414,13 @@ class OriginalsLogic(_SendGridProvider):
     """The stack's originals ledger: what each account setting held before this stack took each field over.
 
     Input `accounts`: setting key (`click/global/alice`) → {setting, region, on_behalf_of, managed}, every
-    account setting the program declares. Output `entries`: setting key → {originals: {field: value}} for
-    each, plus `error` where SendGrid could not be read (that setting's create or update then fails with
-    it, and the next run reads again). Entries of accounts the program no longer declares are kept as
-    `released` (their setting resources give the account back from their own originals): declared again,
-    an account finds the values from before this stack first took it over, and is not read again.
+    account setting the program declares. It is kept once, as an input: the outputs do not repeat it (the
+    engine writes the whole state after every step, the ledger in each write). Output `entries`: setting
+    key → {originals: {field: value}} for each, plus `error` where SendGrid could not be read (that
+    setting's create or update then fails with it, and the next run reads again). Entries of accounts the
+    program no longer declares are kept as `released` (their setting resources give the account back from
+    their own originals): declared again, an account finds the values from before this stack first took
+    it over, and is not read again.
     """
 
     INPUT = "accounts"
@@ -485,7 +487,7 @@ class OriginalsLogic(_SendGridProvider):
             read = self._entries({}, accounts)
             recorded = in_state.result()
         if not recorded:
-            return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: read})
+            return CreateResult("originals", {self.OUTPUT: read})
         entries: dict[str, Any] = {}
         for key in sorted(set(read) | set(recorded)):
             was = recorded.get(key, {})
@@ -495,18 +497,17 @@ class OriginalsLogic(_SendGridProvider):
                 entries[key]["released"] = True
             elif "error" in read[key] and not set(_managed(accounts[key])) <= set(was):
                 entries[key]["error"] = read[key]["error"]  # unreadable, not all recorded: the next run reads again
-        return CreateResult("originals", {self.INPUT: accounts, self.OUTPUT: entries})
+        return CreateResult("originals", {self.OUTPUT: entries})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """A record of the past: refresh keeps it as it is and sends nothing."""
-        outs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
-        return ReadResult(id_, outs, {self.INPUT: outs.get(self.INPUT) or {}})
+        """A record of the past: refresh keeps it as it is (inputs too) and sends nothing."""
+        return ReadResult(id_, {k: v for k, v in props.items() if k != PROVIDER_KEY}, None)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Read the newly declared accounts and fields; keep every original already held; release the rest."""
         entries = _mapping(olds.get(self.OUTPUT))
         accounts = news.get(self.INPUT) or {}
-        return UpdateResult({self.INPUT: accounts, self.OUTPUT: self._entries(entries, accounts)})
+        return UpdateResult({self.OUTPUT: self._entries(entries, accounts)})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Sends nothing: the setting resources (deleted before it) gave their accounts back."""
