@@ -36,6 +36,7 @@ from pipelines.report import PROVIDERS
 from tools.pulumi_project import PROJECT, ROOT, PulumiProject, engine_bin
 
 from .discover import discover_section
+from .null_provider import PACKAGE_PROGRAM
 from .null_provider import PROGRAM as NULL_PROGRAM
 from .scale import against_limit, against_limit_postgres, plot_scale, scale, small_fleet
 
@@ -266,6 +267,8 @@ def engine_run(n: int, variant: str, latency: float = LATENCY) -> dict[str, floa
         if variant == "null":
             shutil.copy(ROOT / "bench" / "null_provider.py", project.dir / "null_provider.py")
             (project.dir / "__main__.py").write_text(NULL_PROGRAM)
+        elif variant == "package":
+            (project.dir / "__main__.py").write_text(PACKAGE_PROGRAM)
         project.set_fleet(subusers=fleet(n))
         with rss_watch(project.dir) as peak:
             up = timed(project.up)
@@ -362,26 +365,31 @@ PREVIOUS_DESIGNS = {
 
 def design() -> dict[str, Any]:
     """Ours (one resource per setting, plus the stack's ledger) against a null dynamic provider with one
-    resource per account that sends nothing: `up` and `destroy` of N accounts, interleaved runs, medians."""
+    resource per account that sends nothing: `up` and `destroy` of N accounts, interleaved runs, medians.
+    Ours twice: the main job (fleet file, two exports) and the package in the null program's shape."""
     rows = []
     for latency in DESIGN_LATENCIES:
         for n in DESIGN_SIZES:
-            runs: dict[str, list[dict[str, float]]] = {"ours": [], "null": []}
+            runs: dict[str, list[dict[str, float]]] = {"ours": [], "package": [], "null": []}
             for repeat in range(REPEATS):
-                for variant in ("ours", "null"):
+                for variant, done in runs.items():
                     log(f"design: N={n} latency={latency} {variant} run {repeat + 1}/{REPEATS}")
-                    runs[variant].append(engine_run(n, variant, latency))
+                    done.append(engine_run(n, variant, latency))
             med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in ("up", "destroy")} for v in runs}
             rows.append(
                 {
                     "n": n,
                     "latency_s": latency,
                     "ours_up": med["ours"]["up"],
+                    "package_up": med["package"]["up"],
                     "null_up": med["null"]["up"],
                     "up_ratio": med["ours"]["up"] / med["null"]["up"],
+                    "package_up_ratio": med["package"]["up"] / med["null"]["up"],
                     "ours_destroy": med["ours"]["destroy"],
+                    "package_destroy": med["package"]["destroy"],
                     "null_destroy": med["null"]["destroy"],
                     "destroy_ratio": med["ours"]["destroy"] / med["null"]["destroy"],
+                    "package_destroy_ratio": med["package"]["destroy"] / med["null"]["destroy"],
                     "engine_resources_ours": n + 1,
                     "engine_resources_null": n,
                     "runs": runs,

@@ -41,3 +41,13 @@ from null_provider import NullResource
 for entry in pulumi.Config().get_object("subusers") or []:
     NullResource(f"subuser-{entry['username']}", entry["enabled"], entry["username"])
 """
+
+PACKAGE_PROGRAM = """
+import pulumi
+from pulumi_sendgrid_tracking import ClickTracking
+
+for entry in pulumi.Config().get_object("subusers") or []:
+    ClickTracking(f"subuser-{entry['username']}", enabled=entry["enabled"], on_behalf_of=entry["username"])
+"""
+"""PROGRAM's shape with this package's ClickTracking: the null provider's like-for-like (the main job also
+parses a fleet file and exports `clickTracking` and `trackingSettings`, which this program does not)."""
