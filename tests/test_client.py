@@ -10,7 +10,7 @@ import requests
 import requests_mock
 from pulumi_sendgrid_tracking import __version__, errors
 from pulumi_sendgrid_tracking.client import USER_AGENT, SendGridClient
-from pulumi_sendgrid_tracking.emulator import Emulator
+from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState
 from pulumi_sendgrid_tracking.inputs import on_behalf_of_problem
 from pulumi_sendgrid_tracking.tracking import CLICK, TrackingSetting
 
@@ -187,3 +187,21 @@ def test_no_redirects_followed(client: SendGridClient) -> None:
 def test_repr_of_client_and_auth_hide_the_key(client: SendGridClient) -> None:
     assert TEST_KEY not in repr(client)
     assert TEST_KEY not in repr(client._session.auth)
+
+
+def test_the_environments_proxy_and_no_proxy_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read once per client (requests would read the whole environment on every call): HTTP_PROXY routes the
+    requests through the proxy, NO_PROXY sends them straight to the host, REQUESTS_CA_BUNDLE verifies TLS."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with Emulator(EmulatorState(api_keys=[TEST_KEY])) as target, Emulator(EmulatorState(api_keys=[TEST_KEY])) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        assert get(SendGridClient(TEST_KEY, target.base_url)) == {"enabled": True, "enable_text": False}
+        assert [(e["method"], e["path"]) for e in proxy.state.request_log()] == [("GET", CLICK.path)]
+        assert target.state.request_log() == []
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        get(SendGridClient(TEST_KEY, target.base_url))
+        assert [(e["method"], e["path"]) for e in target.state.request_log()] == [("GET", CLICK.path)]
+        assert len(proxy.state.request_log()) == 1
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    assert SendGridClient(TEST_KEY, "https://api.sendgrid.com")._session.verify == "/etc/ssl/private-ca.pem"
