@@ -733,8 +733,8 @@ def _carry_ledger(mover: _Mover, source: str, dest: str, keys: set[str]) -> None
         if _setting_key(resource) in keys and ledger["urn"] not in (resource.get("dependencies") or []):
             resource["dependencies"] = [*(resource.get("dependencies") or []), ledger["urn"]]
     mover.write(dest, target)
-    for part, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):  # outputs'
-        # `accounts`: a ledger last written by 0.3.0, which kept them there too
+    # The outputs' `accounts` too: a ledger last written by an earlier 0.3.0 kept a copy there.
+    for part, name in (("inputs", "accounts"), ("outputs", "accounts"), ("outputs", "entries")):
         kept = (old.get(part) or {}).get(name)
         if isinstance(kept, dict):
             old[part][name] = {k: v for k, v in kept.items() if k not in keys}
