@@ -191,7 +191,7 @@ def test_repr_of_client_and_auth_hide_the_key(client: SendGridClient) -> None:
 
 def test_the_environments_proxy_and_no_proxy_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read once per client (requests would read the whole environment on every call): HTTP_PROXY routes the
-    requests through the proxy, NO_PROXY sends them straight to the host, REQUESTS_CA_BUNDLE verifies TLS."""
+    requests through the proxy, NO_PROXY sends them straight to the host. (The CA bundle: reliability/test_tls.)"""
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     with Emulator(EmulatorState(api_keys=[TEST_KEY])) as target, Emulator(EmulatorState(api_keys=[TEST_KEY])) as proxy:
@@ -203,5 +203,3 @@ def test_the_environments_proxy_and_no_proxy_are_honoured(monkeypatch: pytest.Mo
         get(SendGridClient(TEST_KEY, target.base_url))
         assert [(e["method"], e["path"]) for e in target.state.request_log()] == [("GET", CLICK.path)]
         assert len(proxy.state.request_log()) == 1
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
-    assert SendGridClient(TEST_KEY, "https://api.sendgrid.com")._session.verify == "/etc/ssl/private-ca.pem"
