@@ -259,14 +259,14 @@ class SendGridClient:
         # again on every call (about a tenth of a request's CPU with 35 variables; CI runners have more).
         session.trust_env = False
         session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        self._verify: str | bool = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        """TLS verification, always on: against the CA bundle when one is named, else the default trust."""
         adapter = HTTPAdapter(
             max_retries=make_retry(retry_budget, self.pacer), pool_connections=2, pool_maxsize=POOL_SIZE
         )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
-        self._verify: str | bool = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        """TLS verification, always on: against the CA bundle when one is named, else the default trust."""
 
     def __repr__(self) -> str:
         return f"SendGridClient({self.base_url!r})"
