@@ -7,6 +7,7 @@ it over. It reads only what it holds no original of, in parallel, and never send
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import requests_mock
 from pulumi_sendgrid_tracking import OriginalsProvider
 from pulumi_sendgrid_tracking.emulator import Emulator
-from pulumi_sendgrid_tracking.singleton import RUN, OriginalsLogic
+from pulumi_sendgrid_tracking.singleton import RUN, OriginalsLogic, ledger_text
 from pulumi_sendgrid_tracking.tracking import CLICK, GOOGLE_ANALYTICS, SETTINGS, SUBSCRIPTION
 
 from .conftest import TEST_KEY, configured
@@ -51,15 +52,26 @@ FOUND = {
 """What SendGrid holds for each account setting (absent fields left out, as SendGrid does)."""
 
 
-def spec(key: str, *managed: str) -> dict[str, Any]:
-    """An `accounts` entry, as resources.py declares it, for a setting key."""
+def spec(key: str, *managed: str) -> list[str]:
+    """An `accounts` entry, as resources.py declares it: the managed fields (the key names the account)."""
+    return list(managed or ["enabled"])
+
+
+def spec_030(key: str, *managed: str) -> dict[str, Any]:
+    """An `accounts` entry as an earlier 0.3.0 declared it: the account again, and the managed fields."""
     setting, region, *rest = key.split("/", 2)
     return {
         "setting": setting,
         "region": region,
         "on_behalf_of": rest[0] if rest else None,
-        "managed": list(managed or ["enabled"]),
+        "managed": spec(key, *managed),
     }
+
+
+def obo(key: str) -> str | None:
+    """The on-behalf-of of a setting key's account."""
+    rest = key.split("/", 2)[2:]
+    return rest[0] if rest else None
 
 
 def url(key: str) -> str:
@@ -67,7 +79,15 @@ def url(key: str) -> str:
     return (EU if region == "eu" else GLOBAL) + SETTINGS[setting].path
 
 
-def entry(originals: dict[str, Any], **kw: Any) -> dict[str, Any]:
+def entry(originals: dict[str, Any], **kw: Any) -> str:
+    """A ledger entry as the ledger keeps it: JSON text, nulls kept."""
+    text = json.dumps({"originals": originals, **kw}, sort_keys=True, separators=(",", ":"))
+    assert text == ledger_text(originals, **kw)
+    return text
+
+
+def entry_030(originals: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A ledger entry as an earlier 0.3.0 kept it: a mapping, nulls left out and the names apart."""
     return {"originals": {k: v for k, v in originals.items() if v is not None}, "held": sorted(originals), **kw}
 
 
@@ -90,7 +110,7 @@ def serve(http: Any, *keys: str) -> None:
     """Answer GETs of these account settings with FOUND."""
     by_url: dict[str, dict[str | None, dict[str, Any]]] = {}
     for key in keys:
-        by_url.setdefault(url(key), {})[spec(key)["on_behalf_of"]] = FOUND[key]
+        by_url.setdefault(url(key), {})[obo(key)] = FOUND[key]
     for address, answers in by_url.items():
 
         def answer(request: Any, _context: Any, answers: dict[str | None, dict[str, Any]] = answers) -> Any:
@@ -112,14 +132,14 @@ def test_create_reads_every_declared_account_once(ledger: OriginalsLogic, http: 
     serve(http, *accounts)
     result = ledger.create({"accounts": accounts})
     assert sorted((m, u, obo or "") for m, u, obo, _ in sent(http)) == sorted(
-        ("GET", url(key), spec(key)["on_behalf_of"] or "") for key in accounts
+        ("GET", url(key), obo(key) or "") for key in accounts
     )
     assert result.id == "originals"
     assert result.outs == {
         "entries": {
             CLICK_PARENT: entry({"enabled": True}),
             CLICK_ALICE: entry({"enabled": False}),
-            SUBSCRIPTION_BOB: {"originals": {"enabled": True}, "held": ["enabled", "url"]},  # url absent: null
+            SUBSCRIPTION_BOB: '{"originals":{"enabled":true,"url":null}}',  # url absent: null, kept
             GA_CAROL: entry({"enabled": False, "utm_campaign": "website"}),
         },
     }
@@ -180,7 +200,7 @@ def test_an_account_no_longer_declared_is_released_without_a_request(ledger: Ori
     assert released == {
         "entries": {
             CLICK_PARENT: entry({"enabled": True}),
-            CLICK_ALICE: {**entry({"enabled": False}), "released": True},
+            CLICK_ALICE: entry({"enabled": False}, released=True),
         },
     }
     assert ledger.diff("originals", released, news).changes is False  # released is no pending change
@@ -215,23 +235,21 @@ def test_a_read_error_is_recorded_in_its_entry_and_the_others_are_read(ledger: O
         ("GET", url(SUBSCRIPTION_BOB), "bob"),
     ]
     assert entries[CLICK_ALICE] == entry({"enabled": False})
-    assert entries["click/global/bob"] == {
-        "originals": {},
-        "held": [],
-        "error": (
+    assert entries["click/global/bob"] == entry(
+        {},
+        error=(
             "GET /v3/tracking_settings/click on behalf of 'bob' failed (403): access forbidden. Hint: the key needs "
             "the tracking_settings.click.read scope, and 'bob' must be a subuser (or customer account) of the "
             "key's account."
         ),
-    }
-    assert entries[SUBSCRIPTION_BOB] == {
-        "originals": {"enabled": True},
-        "held": ["enabled"],
-        "error": (
+    )
+    assert entries[SUBSCRIPTION_BOB] == entry(
+        {"enabled": True},
+        error=(
             "GET /v3/tracking_settings/subscription on behalf of 'bob' failed (500): boom. Hint: SendGrid kept "
             "failing after 1 attempt(s); try again later."
         ),
-    }
+    )
     assert RUN.take_fresh("click/global/bob") is None
     # The next run reads again what failed, and only that.
     state = {"accounts": accounts, "entries": entries}
@@ -247,7 +265,7 @@ def test_a_read_error_is_recorded_in_its_entry_and_the_others_are_read(ledger: O
     assert entries == {
         CLICK_ALICE: entry({"enabled": False}),
         "click/global/bob": entry({"enabled": True}),
-        SUBSCRIPTION_BOB: {"originals": {"enabled": True}, "held": ["enabled", "url"]},
+        SUBSCRIPTION_BOB: entry({"enabled": True, "url": None}),
     }
 
 
@@ -304,36 +322,23 @@ def test_check_keeps_the_accounts_and_declares_them_for_this_run(ledger: Origina
     [
         ({"accounts": ["click/global"]}, "accounts", "accounts must be a mapping of setting keys"),
         ({"accounts": None}, "accounts", "accounts must be a mapping of setting keys"),
-        (
-            {"accounts": {"click/global/alice": spec(CLICK_PARENT)}},
-            "accounts",
-            "accounts['click/global/alice'] does not describe that account setting",
+        *(
+            (
+                {"accounts": {key: spec(CLICK_PARENT)}},
+                "accounts",
+                f"accounts[{key!r}] does not name that setting's fields",
+            )
+            for key in ("bounce/global", "click/mars", "click", "click/global/", "click/Global/alice", "")
         ),
-        (
-            {"accounts": {"bounce/global": {**spec(CLICK_PARENT), "setting": "bounce"}}},
-            "accounts",
-            "accounts['bounce/global'] does not describe that account setting",
-        ),
-        (
-            {"accounts": {CLICK_PARENT: {**spec(CLICK_PARENT), "region": None}}},
-            "accounts",
-            "accounts['click/global'] does not describe that account setting",
-        ),
-        ({"accounts": {CLICK_PARENT: "click"}}, "accounts", "accounts['click/global'] does not describe"),
-        (
-            {"accounts": {CLICK_PARENT: {**spec(CLICK_PARENT), "managed": "enabled"}}},
-            "accounts",
-            "accounts['click/global'] does not describe",
-        ),
-        (
-            {"accounts": {CLICK_PARENT: spec(CLICK_PARENT, "enabled", "enable_text")}},
-            "accounts",
-            "accounts['click/global'] does not describe",
-        ),
-        (
-            {"accounts": {CLICK_PARENT: {**spec(CLICK_PARENT), "managed": [{"enabled": True}]}}},
-            "accounts",
-            "accounts['click/global'] does not describe",
+        *(
+            ({"accounts": {CLICK_PARENT: given}}, "accounts", "accounts['click/global'] does not name")
+            for given in (
+                "enabled",
+                None,
+                spec(CLICK_PARENT, "enabled", "enable_text"),  # read-only
+                [{"enabled": True}],
+                spec_030(CLICK_PARENT),  # the program declares the fields only
+            )
         ),
         ({"accounts": {}, "colour": "red"}, "colour", "unknown property 'colour' of the originals ledger"),
     ],
@@ -392,3 +397,30 @@ def test_the_reads_run_in_parallel(emulator: Emulator) -> None:
     assert sorted(e["on_behalf_of"] for e in emulator.state.request_log()) == names  # one GET each
     assert len(entries["entries"]) == len(names)
     assert elapsed < 2.5, f"{elapsed:.2f}s: read one at a time (4 s) rather than together (1 s)"
+
+
+def test_a_ledger_an_earlier_030_wrote_keeps_its_originals(ledger: OriginalsLogic, http: Any) -> None:
+    """Its entries are mappings (nulls left out, the names apart) until its next change, then JSON text."""
+    olds = {
+        "accounts": {
+            CLICK_PARENT: spec_030(CLICK_PARENT),
+            SUBSCRIPTION_BOB: spec_030(SUBSCRIPTION_BOB, "enabled", "url"),
+        },
+        "entries": {
+            CLICK_PARENT: entry_030({"enabled": True}),
+            SUBSCRIPTION_BOB: entry_030({"enabled": False, "url": None}),  # url absent: null
+            CLICK_ALICE: entry_030({"enabled": False}, released=True),
+        },
+    }
+    same = {"accounts": {CLICK_PARENT: spec(CLICK_PARENT), SUBSCRIPTION_BOB: spec(SUBSCRIPTION_BOB, "enabled", "url")}}
+    assert ledger.diff("originals", olds, same).changes is False
+    again = {"accounts": {**same["accounts"], CLICK_ALICE: spec(CLICK_ALICE)}}
+    assert ledger.diff("originals", olds, again).changes is True
+    assert ledger.update("originals", olds, again).outs == {
+        "entries": {
+            CLICK_PARENT: entry({"enabled": True}),
+            SUBSCRIPTION_BOB: entry({"enabled": False, "url": None}),
+            CLICK_ALICE: entry({"enabled": False}),
+        }
+    }
+    assert http.call_count == 0

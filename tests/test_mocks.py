@@ -18,7 +18,7 @@ class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args):
         outs = dict(args.inputs)
         if args.typ.endswith(":Originals"):
-            entry = {"originals": {"enabled": True}, "held": ["enabled"]}
+            entry = '{"originals":{"enabled":true}}'
             outs["entries"] = {key: entry for key in args.inputs["accounts"]}
         return [args.name + "_id", outs]
 

@@ -58,20 +58,10 @@ def test_settings_are_named_by_their_account_and_the_ledger_lists_them(mocks: Re
         ]
         registered = {name: inputs for _, name, inputs in mocks.registered}
         assert registered["global/alice"]["name"] == "alice-clicks"  # the program's name is an input
-        assert registered["originals"]["accounts"] == {
-            "click/eu": {"setting": "click", "region": "eu", "managed": ["enabled"]},  # None is not sent
-            "click/global/alice": {
-                "setting": "click",
-                "region": "global",
-                "on_behalf_of": "alice",
-                "managed": ["enabled"],
-            },
-            "subscription/global/carol": {
-                "setting": "subscription",
-                "region": "global",
-                "on_behalf_of": "carol",
-                "managed": ["enabled", "url"],
-            },
+        assert registered["originals"]["accounts"] == {  # the key names the account; its managed fields
+            "click/eu": ["enabled"],
+            "click/global/alice": ["enabled"],
+            "subscription/global/carol": ["enabled", "url"],
         }
 
     return pulumi.Output.all(alice.urn, parent.urn, footer.urn).apply(check)  # once all three are registered

@@ -39,7 +39,7 @@ from pulumi_sendgrid_tracking.errors import (
     TransportError,
 )
 from pulumi_sendgrid_tracking.inputs import resource_id
-from pulumi_sendgrid_tracking.singleton import RUN, SettingProvider, original_key
+from pulumi_sendgrid_tracking.singleton import RUN, SettingProvider, ledger_text, original_key
 from pulumi_sendgrid_tracking.tracking import CLICK, GOOGLE_ANALYTICS, OPEN, SUBSCRIPTION, TrackingSetting
 
 from .conftest import OTHER_KEY, TEST_KEY, configured
@@ -87,10 +87,10 @@ class Case:
     def differing(self) -> dict[str, Any]:
         return {k: v for k, v in self.desired.items() if self.live.get(k) != v}
 
-    def entry(self, originals: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-        """A ledger entry as the state keeps it: values (nulls left out) and the names held."""
+    def entry(self, originals: dict[str, Any] | None = None, **kw: Any) -> str:
+        """A ledger entry as the state keeps it: JSON text of the originals (nulls kept), `error` if any."""
         held = originals if originals is not None else {k: self.live.get(k) for k in self.desired}
-        return {"originals": {k: v for k, v in held.items() if v is not None}, "held": sorted(held), **kw}
+        return ledger_text(held, **kw)
 
     def inputs(self, **kw: Any) -> dict[str, Any]:
         """A setting's checked inputs: the managed fields, the account, the program's name, its ledger entry."""

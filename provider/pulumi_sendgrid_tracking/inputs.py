@@ -36,6 +36,7 @@ __all__ = [
     "region_problem",
     "resource_id",
     "setting_key",
+    "split_setting_key",
 ]
 
 
@@ -48,6 +49,14 @@ def setting_key(setting: str, region: str, on_behalf_of: str | None) -> str:
     """One account's setting, everywhere a stack names it: `click/global`, `open/eu/alice` (the ledger's keys,
     the reports, and the names of 0.2.0's adoption records)."""
     return f"{setting}/{resource_id(region, on_behalf_of)}"
+
+
+def split_setting_key(key: str) -> tuple[str, str, str | None]:
+    """`setting_key`'s inverse: `open/eu/alice` → (`open`, `eu`, `alice`); `click/global` → (`click`, `global`,
+    None). Not checked: `setting_key` of the parts gives the key back only for a key it made."""
+    setting, _, account = key.partition("/")
+    region, _, on_behalf_of = account.partition("/")
+    return setting, region, on_behalf_of or None
 
 
 def describe_account(on_behalf_of: str | None, region: str) -> str:

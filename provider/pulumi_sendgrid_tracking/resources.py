@@ -68,10 +68,11 @@ class Originals(Resource, module="sendgrid", name="Originals"):
     accounts and fields newly taken over) before any setting changes anything.
     """
 
-    accounts: pulumi.Output[dict[str, Any]]
-    """Setting key (`click/global/alice`) → the account and the fields the program manages."""
-    entries: pulumi.Output[dict[str, Any]]
-    """Setting key → `originals` (field → value SendGrid held before), and `error` where it could not be read."""
+    accounts: pulumi.Output[dict[str, list[str]]]
+    """Setting key (`click/global/alice`, which names the account) → the fields the program manages."""
+    entries: pulumi.Output[dict[str, str]]
+    """Setting key → JSON text: `originals` (field → value SendGrid held before), and `error` where it could not
+    be read."""
 
     def __init__(
         self, resource_name: str, *, accounts: dict[str, Any], opts: pulumi.ResourceOptions | None = None
@@ -137,7 +138,7 @@ class _ProgramRun:
     """
 
     def __init__(self) -> None:
-        self.accounts: dict[str, dict[str, Any]] = {}
+        self.accounts: dict[str, list[str]] = {}
         self.owners: dict[str, str] = {}
         self.closed = False
         self._loop = asyncio.get_event_loop()
@@ -316,7 +317,7 @@ def _declare(
         )
     run.owners[key] = resource_name
     managed = provider.managed(props)
-    run.accounts[key] = {"setting": setting.name, "region": region, "on_behalf_of": on_behalf_of, "managed": managed}
+    run.accounts[key] = managed
     given = [name for name in managed if isinstance(props.get(name), pulumi.Output)]
     if given:
         props[GIVEN_KEY] = given

@@ -67,6 +67,7 @@ from .inputs import (
     region_problem,
     resource_id,
     setting_key,
+    split_setting_key,
 )
 from .tracking import SETTING_TYPES, SETTINGS, TrackingSetting
 
@@ -119,8 +120,9 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _managed(spec: Any) -> list[str]:
-    """The managed fields of a ledger's account spec (`accounts[key]["managed"]`)."""
-    managed = _mapping(spec).get("managed")
+    """The managed fields of a ledger's account (`accounts[key]`: their names; an earlier 0.3.0 ledger's
+    mapping keeps them under `managed`)."""
+    managed = spec if isinstance(spec, list) else _mapping(spec).get("managed")
     return [name for name in managed if isinstance(name, str)] if isinstance(managed, list) else []
 
 
@@ -137,11 +139,35 @@ def unpack_originals(values: Any, names: Any) -> dict[str, Any] | None:
     return {name: values.get(name) for name in names if isinstance(name, str)}
 
 
+def ledger_entry(value: Any) -> dict[str, Any] | None:
+    """One entry of the ledger: {originals: {field: value}, error?, released?}; None when missing or unreadable.
+
+    The ledger keeps each entry as JSON text (`ledger_text`): one value for the engine to write after every
+    step instead of a nested mapping, with nulls kept. A ledger an earlier 0.3.0 wrote keeps a mapping, its
+    originals in two parts (`pack_originals`), until its next change.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict):
+        return None
+    if "held" in value:
+        originals = unpack_originals(value.get("originals"), value.get("held")) or {}
+        return {**{k: v for k, v in value.items() if k != "held"}, "originals": originals}
+    return value
+
+
+def ledger_text(originals: Mapping[str, Any], **marks: Any) -> str:
+    """One entry of the ledger as it keeps it: `{"originals":{"enabled":true}}`, plus `error` or `released`."""
+    return json.dumps({"originals": dict(originals), **marks}, sort_keys=True, separators=(",", ":"))
+
+
 def ledger_originals(entry: Any) -> dict[str, Any] | None:
     """The originals one ledger entry holds (field → value); None when the entry is missing."""
-    if not isinstance(entry, dict):
-        return None
-    return unpack_originals(entry.get("originals"), entry.get("held")) or {}
+    found = ledger_entry(entry)
+    return None if found is None else dict(_mapping(found.get("originals")))
 
 
 def recorded_managed(setting: TrackingSetting, outs: Mapping[str, Any]) -> list[str]:
@@ -413,11 +439,12 @@ class _SendGridProvider(ResourceProvider):
 class OriginalsLogic(_SendGridProvider):
     """The stack's originals ledger: what each account setting held before this stack took each field over.
 
-    Input `accounts`: setting key (`click/global/alice`) → {setting, region, on_behalf_of, managed}, every
-    account setting the program declares. It is kept once, as an input: the outputs do not repeat it (the
-    engine writes the whole state after every step, the ledger in each write). Output `entries`: setting
-    key → {originals: {field: value}} for each, plus `error` where SendGrid could not be read (that
-    setting's create or update then fails with it, and the next run reads again). Entries of accounts the
+    Input `accounts`: setting key (`click/global/alice`, which names the account) → the fields the program
+    manages, for every account setting it declares. It is kept once, as an input: the outputs do not repeat
+    it. Output `entries`: setting key → its entry as JSON text (`ledger_text`), `{"originals": {field:
+    value}}`, plus `error` where SendGrid could not be read (that setting's create or update then fails with
+    it, and the next run reads again). Both are as small as the engine can write them: it writes the whole
+    state after every step, the ledger in each write (docs/benchmarks.md). Entries of accounts the
     program no longer declares are kept as `released` (their setting resources give the account back from
     their own originals): declared again, an account finds the values from before this stack first took
     it over, and is not read again.
@@ -440,21 +467,19 @@ class OriginalsLogic(_SendGridProvider):
         if not isinstance(accounts, dict):
             failures.append(CheckFailure(self.INPUT, "accounts must be a mapping of setting keys"))
             return CheckResult({}, failures)
-        for key, given in accounts.items():
-            if _is_unknown(given):
+        for key, managed in accounts.items():
+            if _is_unknown(managed):
                 continue
-            spec = given if isinstance(given, dict) else {}
-            setting = SETTINGS.get(str(spec.get("setting")))
-            region = spec.get("region")
-            managed = spec.get("managed")
+            name, region, on_behalf_of = split_setting_key(str(key))
+            setting = SETTINGS.get(name)
             if (
                 setting is None
-                or not isinstance(region, str)
-                or setting_key(setting.name, region, spec.get("on_behalf_of")) != key
+                or region_problem(region)
+                or setting_key(setting.name, region, on_behalf_of) != key
                 or not isinstance(managed, list)
-                or not all(isinstance(name, str) and name in {f.name for f in setting.writable} for name in managed)
+                or not all(isinstance(field, str) and field in {f.name for f in setting.writable} for field in managed)
             ):
-                failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not describe that account setting"))
+                failures.append(CheckFailure(self.INPUT, f"accounts[{key!r}] does not name that setting's fields"))
         RUN.declare(key for key in accounts if isinstance(key, str))
         return CheckResult({self.INPUT: accounts, **stack}, failures)
 
@@ -464,10 +489,10 @@ class OriginalsLogic(_SendGridProvider):
         entries = _mapping(olds.get(self.OUTPUT))
         if _is_unknown(accounts) or not isinstance(accounts, dict):
             return DiffResult(changes=True)
-        active = {key for key, entry in entries.items() if not (isinstance(entry, dict) and entry.get("released"))}
+        found = {key: ledger_entry(entry) or {} for key, entry in entries.items()}
         changes = (
-            active != set(accounts)
-            or any("error" in entry for entry in entries.values() if isinstance(entry, dict))
+            {key for key, entry in found.items() if not entry.get("released")} != set(accounts)
+            or any("error" in entry for entry in found.values())
             or bool(self._to_read(entries, accounts))
         )
         return DiffResult(changes=changes, replaces=[], delete_before_replace=False)
@@ -486,17 +511,15 @@ class OriginalsLogic(_SendGridProvider):
             in_state = pool.submit(originals_in_state, props.get(self.STACK))
             read = self._entries({}, accounts)
             recorded = in_state.result()
-        if not recorded:
-            return CreateResult("originals", {self.OUTPUT: read})
-        entries: dict[str, Any] = {}
+        entries: dict[str, str] = {}
         for key in sorted(set(read) | set(recorded)):
             was = recorded.get(key, {})
-            values, names = pack_originals({**self._held(read, key), **was})
-            entries[key] = {"originals": values, "held": names}
+            marks: dict[str, Any] = {}
             if key not in accounts:
-                entries[key]["released"] = True
+                marks["released"] = True
             elif "error" in read[key] and not set(_managed(accounts[key])) <= set(was):
-                entries[key]["error"] = read[key]["error"]  # unreadable, not all recorded: the next run reads again
+                marks["error"] = read[key]["error"]  # unreadable, not all recorded: the next run reads again
+            entries[key] = ledger_text({**read[key]["originals"], **was} if key in read else was, **marks)
         return CreateResult("originals", {self.OUTPUT: entries})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -507,7 +530,8 @@ class OriginalsLogic(_SendGridProvider):
         """Read the newly declared accounts and fields; keep every original already held; release the rest."""
         entries = _mapping(olds.get(self.OUTPUT))
         accounts = news.get(self.INPUT) or {}
-        return UpdateResult({self.OUTPUT: self._entries(entries, accounts)})
+        read = self._entries(entries, accounts)
+        return UpdateResult({self.OUTPUT: {key: ledger_text(**entry) for key, entry in read.items()}})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Sends nothing: the setting resources (deleted before it) gave their accounts back."""
@@ -532,9 +556,9 @@ class OriginalsLogic(_SendGridProvider):
         todo = self._to_read(old, accounts)
 
         def read(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
-            spec = accounts[key]
+            setting, region, on_behalf_of = split_setting_key(key)
             try:
-                live = self._get(SETTINGS[spec["setting"]], spec["region"], spec.get("on_behalf_of"), exists=False)
+                live = self._get(SETTINGS[setting], region, on_behalf_of, exists=False)
             except SendGridError as exc:
                 return key, None, str(exc)
             return key, live, None
@@ -547,16 +571,14 @@ class OriginalsLogic(_SendGridProvider):
                         continue
                     held[key].update({name: live.get(name) for name in todo[key]})
                     RUN.read(key, live)
-        entries: dict[str, Any] = {}
+        entries: dict[str, dict[str, Any]] = {}
         for key, originals in held.items():
-            values, names = pack_originals(originals)
-            entries[key] = {"originals": values, "held": names, **({"error": errors[key]} if key in errors else {})}
+            entries[key] = {"originals": originals, **({"error": errors[key]} if key in errors else {})}
         for key in sorted(set(old) - set(accounts)):
             # Released, not forgotten: an account the program declares again (its give-back may have failed,
             # or be blocked by `protect`, and SendGrid still hold this stack's value) finds the values from
             # before this stack first took it over, never a read of what this stack wrote.
-            values, names = pack_originals(self._held(old, key))
-            entries[key] = {"originals": values, "held": names, "released": True}
+            entries[key] = {"originals": self._held(old, key), "released": True}
         return entries
 
 
@@ -761,9 +783,9 @@ class SettingProvider(_SendGridProvider):
         return result, missing
 
     def _unrecorded(self, props: Mapping[str, Any], missing: list[str]) -> SendGridError:
-        entry = props.get(LEDGER_KEY)
+        entry = ledger_entry(props.get(LEDGER_KEY)) or {}
         account = describe_account(props.get("on_behalf_of"), props["region"])
-        if isinstance(entry, dict) and isinstance(entry.get("error"), str):
+        if isinstance(entry.get("error"), str):
             return SendGridError(
                 f"{self.setting.title} of {account} could not be read before taking it over, so nothing was "
                 f"changed: {entry['error']}",
@@ -836,7 +858,7 @@ class SettingProvider(_SendGridProvider):
         if not olds and not failures and isinstance(inputs.get("region"), str) and not _is_unknown(entry):
             # A create: it holds nothing yet, so the ledger must hold every managed field's original.
             _, missing = self._gather_originals(news, {}, self.managed(news))
-            if missing and not (isinstance(entry, dict) and "error" in entry):
+            if missing and "error" not in (ledger_entry(entry) or {}):
                 failures.append(CheckFailure(LEDGER_KEY, str(self._unrecorded(inputs, missing))))
         return CheckResult(inputs, failures)
 
