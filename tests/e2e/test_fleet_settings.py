@@ -245,12 +245,11 @@ subusers:
     for name in before:
         if name != "originals":
             assert after[name] == before[name], name  # the click resources are untouched
-    # The ledger recorded each new setting's managed fields as SendGrid held them (no url yet: null, left
-    # out of the values), and the click settings' entries are as they were.
+    # The ledger recorded each new setting's managed fields as SendGrid held them (no url yet: null), and
+    # the click settings' entries are as they were.
     entries = after["originals"][1]["entries"]
-    assert entries["subscription/global/alice"] == {
-        "originals": {"enabled": False, "plain_content": ""},
-        "held": ["enabled", "plain_content", "url"],
+    assert json.loads(entries["subscription/global/alice"]) == {
+        "originals": {"enabled": False, "plain_content": "", "url": None},
     }
     assert {k: v for k, v in entries.items() if k.startswith("click/")} == before["originals"][1]["entries"]
     subscription = after["subscription-subuser-alice"][1]
@@ -416,5 +415,6 @@ subusers:
     assert live(project, "global", "alice", "click")["enabled"] is True
     assert set(state(project)) == {"subuser-alice", "subuser-carol", "originals"}
     entries = state(project)["originals"][1]["entries"]
-    assert {k for k, e in entries.items() if not e.get("released")} == {"click/global/alice", "click/eu/carol"}
+    active = {k for k, e in entries.items() if not json.loads(e).get("released")}
+    assert active == {"click/global/alice", "click/eu/carol"}
     in_step(project)

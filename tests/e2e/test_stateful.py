@@ -90,6 +90,7 @@ from hypothesis.stateful import (
 )
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
 from pulumi_sendgrid_tracking.inputs import resource_id, setting_key
+from pulumi_sendgrid_tracking.singleton import ledger_entry
 
 from tools.pulumi_project import PROJECT
 from tools.report_check import Key, check_deploy, check_drift_check, check_preview, check_state
@@ -296,9 +297,8 @@ class Observed:
             for name, value in s.held.items():
                 out.setdefault((account, name), []).append((f"setting {s.name}", value))
         for account, entry in self.ledger.items():
-            originals = entry.get("originals") or {}
-            for name in entry.get("held") or []:
-                out.setdefault((account, name), []).append(("the ledger", originals.get(name)))
+            for name, value in (entry.get("originals") or {}).items():
+                out.setdefault((account, name), []).append(("the ledger", value))
         return out
 
 
@@ -447,7 +447,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             for resource in exported:
                 if resource["type"] == LEDGER_TYPE:
                     entries = (resource.get("outputs") or {}).get("entries") or {}
-                    ledger = {account_of_key(k): dict(v) for k, v in entries.items()}
+                    ledger = {account_of_key(k): ledger_entry(v) or {} for k, v in entries.items()}
                     continue
                 account = account_of(resource)
                 if account is None:
