@@ -68,9 +68,11 @@ class Originals(Resource, module="sendgrid", name="Originals"):
     accounts and fields newly taken over) before any setting changes anything.
     """
 
-    accounts: pulumi.Output[dict[str, list[str]]]
+    # Typed loosely: the SDK checks outputs against these annotations, and a ledger an earlier 0.3.0 wrote
+    # keeps mappings in both (its outputs' `accounts` too) until its next change (tests/test_mocks.py).
+    accounts: pulumi.Output[dict[str, Any]]
     """Setting key (`click/global/alice`, which names the account) → the fields the program manages."""
-    entries: pulumi.Output[dict[str, str]]
+    entries: pulumi.Output[dict[str, Any]]
     """Setting key → JSON text: `originals` (field → value SendGrid held before), and `error` where it could not
     be read."""
 
