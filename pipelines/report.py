@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_sendgrid_tracking.inputs import DEFAULT_ON_DELETE, resource_id, setting_key
+from pulumi_sendgrid_tracking.inputs import DEFAULT_ON_DELETE, resource_id, setting_key, split_setting_key
 from pulumi_sendgrid_tracking.providers import (
     ClickTrackingProvider,
     GoogleAnalyticsProvider,
@@ -828,10 +828,10 @@ def _given_back_done(
 
 def _orphan(op: str, key: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
     """A PATCH of the journal that no step event claims: reported all the same."""
-    kind, _, account = key.partition("/")
-    region, _, who = account.partition("/")
+    kind, region, who = split_setting_key(key)
     provider = BY_SETTING.get(kind, ClickTrackingProvider)
-    state = SettingState(f"::{account}", provider, region, who or None, {"region": region, "on_behalf_of": who or None})
+    account = {"region": region, "on_behalf_of": who}
+    state = SettingState(f"::{resource_id(region, who)}", provider, region, who, account)
     action = {"take over": "create", "update": "update"}.get(op, "delete")
     statuses = {r["status"] for r in requests}
     status = "unknown" if "unknown" in statuses else ("failed" if statuses == {"failed"} else "done")

@@ -49,10 +49,8 @@ def record(**extra: Any) -> dict[str, Any]:
 
 
 def ledger(*keys: str) -> dict[str, Any]:
-    accounts = {
-        k: {"setting": "click", "region": "global", "on_behalf_of": "alice", "managed": ["enabled"]} for k in keys
-    }
-    return {"inputs": {"accounts": accounts}}
+    """The stack's ledger as a step carries it: each declared setting key → its managed fields."""
+    return {"inputs": {"accounts": {k: ["enabled"] for k in keys}}}
 
 
 def valid(rows: list[dict[str, Any]], counts: dict[str, int]) -> None:

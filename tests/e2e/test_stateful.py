@@ -89,7 +89,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from pulumi_sendgrid_tracking.emulator import Emulator, EmulatorState, Fault
-from pulumi_sendgrid_tracking.inputs import resource_id, setting_key
+from pulumi_sendgrid_tracking.inputs import resource_id, setting_key, split_setting_key
 from pulumi_sendgrid_tracking.singleton import ledger_entry
 
 from tools.pulumi_project import PROJECT
@@ -202,9 +202,7 @@ def key_of(account: Account) -> str:
 
 
 def account_of_key(key: str) -> Account:
-    kind, _, rest = key.partition("/")
-    region, user = split_id(rest)
-    return (kind, region, user)
+    return split_setting_key(key)
 
 
 def urn_of(account: Account) -> str:
