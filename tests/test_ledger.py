@@ -424,3 +424,37 @@ def test_a_ledger_an_earlier_030_wrote_keeps_its_originals(ledger: OriginalsLogi
         }
     }
     assert http.call_count == 0
+
+
+def test_a_ledger_of_both_forms_after_a_reshard_is_read_entry_by_entry(ledger: OriginalsLogic, http: Any) -> None:
+    """`pipelines/shards reshard` carries entries as they are: an earlier 0.3.0 shard's mappings can join a
+    ledger of JSON texts. Each entry is read in its own form; the next change writes them all as text."""
+    olds = {
+        "accounts": {CLICK_PARENT: spec(CLICK_PARENT), SUBSCRIPTION_BOB: spec_030(SUBSCRIPTION_BOB, "enabled", "url")},
+        "entries": {
+            CLICK_PARENT: entry({"enabled": True}),
+            SUBSCRIPTION_BOB: entry_030({"enabled": False, "url": None}),
+        },
+    }
+    declared = {CLICK_PARENT: spec(CLICK_PARENT), SUBSCRIPTION_BOB: spec(SUBSCRIPTION_BOB, "enabled", "url")}
+    assert ledger.diff("originals", olds, {"accounts": declared}).changes is False
+    serve(http, CLICK_ALICE)
+    more = {"accounts": {**declared, CLICK_ALICE: spec(CLICK_ALICE)}}
+    assert ledger.update("originals", olds, more).outs == {
+        "entries": {
+            CLICK_PARENT: entry({"enabled": True}),
+            SUBSCRIPTION_BOB: entry({"enabled": False, "url": None}),
+            CLICK_ALICE: entry({"enabled": False}),
+        }
+    }
+    assert [(m, u, obo) for m, u, obo, _ in sent(http)] == [("GET", url(CLICK_ALICE), "alice")]
+
+
+def test_a_username_with_a_slash_is_one_account_in_the_ledgers_key(ledger: OriginalsLogic, http: Any) -> None:
+    """A username may hold `/` (on_behalf_of allows printable ASCII): `click/global/team/a` is subuser `team/a`."""
+    key = "click/global/team/a"
+    http.get(url(key), json={"enabled": True, "enable_text": False})
+    checked = ledger.check({}, {"accounts": {key: ["enabled"]}})
+    assert checked.failures == []
+    assert ledger.create(checked.inputs).outs == {"entries": {key: entry({"enabled": True})}}
+    assert [(m, obo) for m, _, obo, _ in sent(http)] == [("GET", "team/a")]

@@ -271,3 +271,51 @@ def test_an_upgraded_stack_replaced_setting_keeps_the_true_original(tmp_path: Pa
         after = emulator.state.snapshot()["global"]
         assert after["parent"]["click"] == before["global"]["parent"]["click"]
         assert after["subusers"]["alice"]["click"]["enabled"] == alice_before
+
+
+def test_an_early_030_ledger_takes_over_one_more_account_then_destroy_restores_all(
+    tmp_path: Path, pulumi_bin: Path
+) -> None:
+    """A stack whose ledger an earlier 0.3.0 wrote (mappings, nulls apart): the program declares one more
+    account. The ledger reads only that one and rewrites every entry as JSON text, the null original of carol's
+    url included; preview then sees nothing to change, and destroy gives every account back as it was."""
+    fixture = COMPAT / "v0.3.0-early"
+    state = json.loads((fixture / "state.json").read_text())
+    (old_ledger,) = of_type(state, LEDGER_TYPE)
+    assert all(isinstance(e, dict) for e in old_ledger["outputs"]["entries"].values())  # the early form
+    before = json.loads((fixture / "before.json").read_text())
+    world = EmulatorState(api_keys=[TEST_KEY])
+    world.restore(json.loads((fixture / "world.json").read_text()))
+    world.add_subuser("global", "dave", enabled=True)
+    with Emulator(world) as emulator:
+        project = PulumiProject(tmp_path, emulator, pulumi_bin)
+        program = (COMPAT / "program.py").read_text()
+        (project.dir / "__main__.py").write_text(
+            program + 'ClickTracking("dave", enabled=False, on_behalf_of="dave")\n'
+        )
+        shutil.copy(fixture / "Pulumi.dev.yaml", project.dir / "Pulumi.dev.yaml")
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        project.run("stack", "import", "--file", str(tmp_path / "state.json"))
+        project.up()
+        assert project.api_log() == [("GET", "dave", None), ("PATCH", "dave", {"enabled": False})]
+        (ledger,) = of_type(project.export(), LEDGER_TYPE)
+        entries = ledger["outputs"]["entries"]
+        assert all(isinstance(text, str) for text in entries.values())
+        for key, old in old_ledger["outputs"]["entries"].items():
+            assert ledger_originals(project.export(), key) == ledger_entry(old)["originals"], key  # type: ignore[index]
+        assert json.loads(entries["subscription/eu/carol"])["originals"]["url"] is None
+        assert json.loads(entries["click/global/dave"]) == {"originals": {"enabled": True}}
+        project.run("preview", "--expect-no-changes")
+        project.run("destroy", "--yes", "--skip-preview")
+        after = emulator.state.snapshot()
+        assert account(after, "global", "dave", "click")["enabled"] is True
+        for resource in setting_resources(state):
+            outs = resource["outputs"]
+            if outs["on_delete"] != "restore":
+                continue
+            kind = KINDS[resource["type"].rsplit(":", 1)[1]]
+            true = account(before, outs["region"], outs.get("on_behalf_of"), kind)
+            now = account(after, outs["region"], outs.get("on_behalf_of"), kind)
+            assert {f: now.get(f) for f in outs["managed_fields"]} == {
+                f: true.get(f) for f in outs["managed_fields"]
+            }, resource["urn"]
